@@ -80,7 +80,7 @@ class CoreRefused(Exception):
     """The core refused an operation; ``code`` is an ERR_* value."""
 
     def __init__(self, code, message):
-        Exception.__init__(self, message)
+        super().__init__(message)
         self.code = code
         self.message = message
 

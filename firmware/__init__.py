@@ -1,0 +1,1 @@
+"""The pump application (channel B), MicroPython-portable."""

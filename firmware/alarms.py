@@ -1,0 +1,175 @@
+"""Alarm manager (SR-AL-1..3): the alarm table, priorities, sounding, silence.
+
+Owns which alarms are active, which one sounds (one at a time, the highest
+priority first, IEC 60601-1-8), acknowledge and silence, and the clear rule of
+each alarm.  The table below is the single place where an alarm's priority,
+whether it stops delivery, and its clear condition are defined (SR-AL-3).
+Every raise, acknowledge, silence and clear is written to the event log
+(SR-AL-2).  It never commands the motor: the application stops delivery
+through the safety core when ``stops_delivery`` is set.
+"""
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+from firmware import events
+
+PRIORITY_LOW = const(1)
+PRIORITY_MEDIUM = const(2)
+PRIORITY_HIGH = const(3)
+PRIORITY_NAMES = ("NONE", "LOW", "MEDIUM", "HIGH")
+
+# clear conditions
+CLEAR_CAUSE_GONE = const(0)   # clears by itself when the cause is gone
+CLEAR_ON_ACK = const(1)       # needs an acknowledge and the cause gone
+CLEAR_ON_RESTART = const(2)   # only a restart clears it (system errors)
+
+SILENCE_MAX_MS = const(120000)      # SR-AL-2: HIGH silenced for <= 2 min
+PAUSED_TOO_LONG_MS = const(120000)  # SR-AL-1: paused too long (2 min)
+
+# alarm ids (stable: they go into the event log and the service protocol)
+OCCLUSION_DOWN = const(1)
+AIR_BUBBLE = const(2)
+AIR_CUMULATIVE = const(3)
+CORE_HEARTBEAT = const(4)
+CORE_STATE = const(5)
+DOOR_OPEN = const(6)
+BATTERY_DEPLETED = const(7)
+BATTERY_LOW = const(8)
+INFUSION_COMPLETE = const(9)
+INFUSION_COMPLETE_KVO = const(10)
+PAUSED_TOO_LONG = const(11)
+SELF_TEST_FAILED = const(12)
+SERVICE_SESSION = const(13)
+
+# id: (name, priority, stops delivery, clear condition)
+TABLE = {
+    OCCLUSION_DOWN: ("OCCLUSION DOWNSTREAM", PRIORITY_HIGH, True, CLEAR_ON_ACK),
+    AIR_BUBBLE: ("AIR IN LINE", PRIORITY_HIGH, True, CLEAR_ON_ACK),
+    AIR_CUMULATIVE: ("AIR IN LINE (TOTAL)", PRIORITY_HIGH, True, CLEAR_ON_ACK),
+    CORE_HEARTBEAT: ("SYSTEM ERROR: HEARTBEAT", PRIORITY_HIGH, True, CLEAR_ON_ACK),
+    CORE_STATE: ("SYSTEM ERROR: CORE", PRIORITY_HIGH, True, CLEAR_ON_RESTART),
+    DOOR_OPEN: ("DOOR OPEN", PRIORITY_HIGH, True, CLEAR_ON_ACK),
+    BATTERY_DEPLETED: ("BATTERY DEPLETED", PRIORITY_HIGH, True, CLEAR_ON_ACK),
+    BATTERY_LOW: ("BATTERY LOW", PRIORITY_MEDIUM, False, CLEAR_CAUSE_GONE),
+    INFUSION_COMPLETE: ("INFUSION COMPLETE", PRIORITY_HIGH, True, CLEAR_ON_ACK),
+    INFUSION_COMPLETE_KVO: ("COMPLETE - KVO", PRIORITY_MEDIUM, False, CLEAR_ON_ACK),
+    PAUSED_TOO_LONG: ("PAUSED TOO LONG", PRIORITY_MEDIUM, False, CLEAR_CAUSE_GONE),
+    SELF_TEST_FAILED: ("SYSTEM ERROR: SELF TEST", PRIORITY_HIGH, True, CLEAR_ON_RESTART),
+    SERVICE_SESSION: ("SERVICE SESSION", PRIORITY_LOW, False, CLEAR_CAUSE_GONE),
+}
+
+# buzzer pattern per priority: (frequency Hz, on ms, period ms)
+_PATTERN = {
+    PRIORITY_HIGH: (880, 500, 1000),
+    PRIORITY_MEDIUM: (660, 300, 3000),
+    PRIORITY_LOW: (440, 150, 15000),
+}
+
+
+def name(alarm_id):
+    entry = TABLE.get(alarm_id)
+    return entry[0] if entry else "ALARM %d" % alarm_id
+
+
+def priority(alarm_id):
+    entry = TABLE.get(alarm_id)
+    return entry[1] if entry else PRIORITY_HIGH
+
+
+class AlarmManager:
+    """Active alarms, acknowledge/silence and the buzzer/LED outputs."""
+
+    def __init__(self, hal, log):
+        self.hal = hal
+        self.log = log
+        # alarm id -> [raised_ms, acknowledged, cause_present]
+        self.active = {}
+        self.silenced_until_ms = None
+        self._sounding = 0
+
+    def raise_alarm(self, alarm_id, now_ms):
+        """Raise (or re-assert the cause of) an alarm; returns True if new."""
+        entry = self.active.get(alarm_id)
+        if entry is not None:
+            entry[2] = True
+            return False
+        self.active[alarm_id] = [now_ms, False, True]
+        self.log.append(events.ALARM_RAISED, alarm_id, priority(alarm_id))
+        if self.silenced_until_ms is not None and priority(alarm_id) > self._sounding:
+            self.silenced_until_ms = None   # a higher priority pre-empts a silence
+        return True
+
+    def cause_gone(self, alarm_id):
+        """The condition behind an alarm has gone; clears it if its rule allows."""
+        entry = self.active.get(alarm_id)
+        if entry is None:
+            return
+        entry[2] = False
+        rule = TABLE[alarm_id][3] if alarm_id in TABLE else CLEAR_ON_ACK
+        if rule == CLEAR_CAUSE_GONE or (rule == CLEAR_ON_ACK and entry[1]):
+            self._clear(alarm_id)
+
+    def acknowledge(self):
+        """Acknowledge every active alarm; those whose cause is gone clear."""
+        for alarm_id in list(self.active):
+            entry = self.active[alarm_id]
+            if not entry[1]:
+                entry[1] = True
+                self.log.append(events.ALARM_ACKNOWLEDGED, alarm_id, 0)
+            rule = TABLE[alarm_id][3] if alarm_id in TABLE else CLEAR_ON_ACK
+            if rule == CLEAR_ON_ACK and not entry[2]:
+                self._clear(alarm_id)
+        self.silenced_until_ms = None
+
+    def silence(self, now_ms):
+        """Silence the sounding alarm for at most 2 minutes (SR-AL-2)."""
+        if self._sounding:
+            self.silenced_until_ms = now_ms + SILENCE_MAX_MS
+            self.log.append(events.ALARM_SILENCED, self.top(), 0)
+
+    def _clear(self, alarm_id):
+        del self.active[alarm_id]
+        self.log.append(events.ALARM_CLEARED, alarm_id, 0)
+
+    def is_active(self, alarm_id):
+        return alarm_id in self.active
+
+    def top(self):
+        """The alarm that sounds: highest priority, then the oldest."""
+        best = 0
+        best_key = None
+        for alarm_id in self.active:
+            key = (priority(alarm_id), -self.active[alarm_id][0])
+            if best_key is None or key > best_key:
+                best, best_key = alarm_id, key
+        return best
+
+    def blocks_delivery(self):
+        """True while any active alarm stops delivery."""
+        for alarm_id in self.active:
+            entry = TABLE.get(alarm_id)
+            if entry is None or entry[2]:
+                return True
+        return False
+
+    def update(self, now_ms):
+        """Drive buzzer and LEDs from the sounding alarm; call every cycle."""
+        top = self.top()
+        prio = priority(top) if top else 0
+        self._sounding = prio
+        if self.silenced_until_ms is not None and now_ms >= self.silenced_until_ms:
+            self.silenced_until_ms = None
+        hal = self.hal
+        if prio and self.silenced_until_ms is None:
+            freq, on_ms, period_ms = _PATTERN[prio]
+            if now_ms % period_ms < on_ms:
+                hal.buzzer.tone(freq, 100)
+            else:
+                hal.buzzer.off()
+        else:
+            hal.buzzer.off()
+        hal.leds.set(prio == PRIORITY_HIGH, prio == PRIORITY_MEDIUM or prio == PRIORITY_LOW,
+                     prio == 0)

@@ -1,0 +1,272 @@
+"""The pump application (channel B): boot, program, run, alarms, log, service.
+
+Owns the control cycle: every ``board.CYCLE_MS`` it samples the sensors
+through the HAL, feeds them with a fresh heartbeat to the safety core for
+``CYCLE_MS / TICK_MS`` ticks, hands the returned microsteps to the stepper,
+turns core faults and HAL conditions (door, battery) into alarms, answers
+the service port and feeds the watchdog.  It never decides motor steps
+itself: only the safety core does; the application can only stop delivery
+(``core.pause()``) and cut the driver enable line.
+
+Continuous infusion is the one therapy mode of this slice: rate, VTBI, KVO,
+pause/resume, complete -> KVO.  Allocation-free on the per-cycle path except
+when an event is logged.
+"""
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+import safety_core as sc
+from firmware import alarms as al
+from firmware import events
+from firmware.eventlog import EventLog
+from firmware.selftest import run_post
+from firmware.service import ServiceServer
+from firmware import ui
+
+KEY_RUN_STOP = const(1)
+KEY_SELECT = const(2)
+KEY_SILENCE = const(32)
+
+BATTERY_LOW_MV = const(3500)        # 1-cell Li-ion: ~20 % left
+BATTERY_DEPLETED_MV = const(3300)   # stop before brown-out
+DEFAULT_OCCLUSION_LIMIT_MMHG = const(300)   # ~5.8 psi, mid-range default
+DEFAULT_BUBBLE_LIMIT_UL = const(100)        # SR-CORE-5 default
+
+# core fault bit -> alarm id
+_FAULT_ALARMS = (
+    (sc.FAULT_OCCLUSION_DOWN, al.OCCLUSION_DOWN),
+    (sc.FAULT_AIR_BUBBLE, al.AIR_BUBBLE),
+    (sc.FAULT_AIR_CUMULATIVE, al.AIR_CUMULATIVE),
+    (sc.FAULT_HEARTBEAT, al.CORE_HEARTBEAT),
+    (sc.FAULT_STATE, al.CORE_STATE),
+)
+
+
+class PumpApp:
+    """One pump: a HAL, a safety core, alarms, the event log and the service port."""
+
+    def __init__(self, hal, core=None, log=None):
+        self.hal = hal
+        board = hal.board
+        self.core = core if core is not None else sc.SafetyCore(board.USTEP_VOLUME_PL)
+        self.cycle_ms = board.CYCLE_MS
+        self.ticks_per_cycle = self.cycle_ms // sc.TICK_MS
+        self.log = log if log is not None else EventLog(hal.storage, hal.clock)
+        self.alarms = al.AlarmManager(hal, self.log)
+        self.service = ServiceServer(hal.service_port, self, self.log)
+        self.heartbeat = 0
+        self.program = None          # (rate_ul_per_h, vtbi_ul, kvo_ul_per_h, occ, bubble)
+        self.post_results = []
+        self.post_ok = False
+        self.booted = False
+        self.paused_since_ms = None
+        self.last_phase = sc.PHASE_IDLE
+        self.last_faults = 0
+        self.last_downstream_mmhg = 0
+        self.last_battery_mv = 0
+        self.last_steps = 0
+        self.cycles = 0
+
+    # ---- lifecycle ---------------------------------------------------------
+    def now_ms(self):
+        return self.hal.clock.ticks_ms()
+
+    def boot(self):
+        """Power-on: log, self test, safe outputs.  Delivery blocked on failure."""
+        self.hal.stepper.enable(False)
+        self.log.append(events.POWER_ON, 0, 0)
+        self.post_results = run_post(self.hal)
+        failed = [r for r in self.post_results if not r[1]]
+        self.post_ok = not failed
+        self.log.append(events.SELF_TEST_PASSED if self.post_ok else events.SELF_TEST_FAILED,
+                        len(self.post_results), len(failed))
+        if failed:
+            self.alarms.raise_alarm(al.SELF_TEST_FAILED, self.now_ms())
+        self.booted = True
+        self.alarms.update(self.now_ms())
+        return self.post_ok
+
+    # ---- therapy -------------------------------------------------------------
+    def program_continuous(self, rate_ul_per_h, vtbi_ul, kvo_ul_per_h=0,
+                           occlusion_limit_mmhg=DEFAULT_OCCLUSION_LIMIT_MMHG,
+                           bubble_limit_ul=DEFAULT_BUBBLE_LIMIT_UL,
+                           hard_min_rate_ul_per_h=0, hard_max_rate_ul_per_h=0):
+        """Check and load a continuous infusion; raises sc.ProgramRefused."""
+        try:
+            self.core.load_program(rate_ul_per_h, vtbi_ul, kvo_ul_per_h, occlusion_limit_mmhg,
+                                   bubble_limit_ul, hard_min_rate_ul_per_h,
+                                   hard_max_rate_ul_per_h)
+        except sc.CoreRefused as e:
+            self.log.append(events.PROGRAM_REFUSED, getattr(e, "field_id", 0), e.code)
+            raise
+        self.program = (rate_ul_per_h, vtbi_ul, kvo_ul_per_h, occlusion_limit_mmhg,
+                        bubble_limit_ul)
+        self.log.append(events.THERAPY_PROGRAMMED, rate_ul_per_h, vtbi_ul)
+        self.last_phase = self.core.phase
+
+    def start(self):
+        """Start or resume; raises sc.CoreRefused when delivery is blocked."""
+        if not self.post_ok:
+            raise sc.CoreRefused(sc.ERR_FAULTED, "self test failed: delivery blocked")
+        blocking = self._blocking_alarm()
+        if blocking:
+            raise sc.CoreRefused(sc.ERR_FAULTED, "alarm active: %s" % al.name(blocking))
+        resumed = self.core.phase == sc.PHASE_PAUSED
+        self.core.start()
+        self.hal.stepper.enable(True)
+        self.paused_since_ms = None
+        self.alarms.cause_gone(al.PAUSED_TOO_LONG)
+        self.log.append(events.THERAPY_RESUMED if resumed else events.THERAPY_STARTED,
+                        self.core.delivered_nl() // 1000, 0)
+        self.last_phase = self.core.phase
+
+    def pause(self):
+        """Pause delivery (nurse/patient stop)."""
+        if self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO, sc.PHASE_READY):
+            self.core.pause()
+            self.log.append(events.THERAPY_PAUSED, self.core.delivered_nl() // 1000, 0)
+            self._on_stopped()
+        self.last_phase = self.core.phase
+
+    def acknowledge(self):
+        """Acknowledge alarms; core faults clear only if their cause is gone."""
+        hal = self.hal
+        remaining = self.core.acknowledge(hal.pressure_down.read_mmhg(),
+                                          hal.air.air_present(), self.heartbeat)
+        for bit, alarm_id in _FAULT_ALARMS:
+            if not remaining & bit:
+                self.alarms.cause_gone(alarm_id)
+        self.last_faults = remaining
+        self.alarms.acknowledge()
+        return remaining
+
+    def silence(self):
+        self.alarms.silence(self.now_ms())
+
+    def _blocking_alarm(self):
+        for alarm_id in self.alarms.active:
+            entry = al.TABLE.get(alarm_id)
+            if entry and entry[2] and alarm_id not in (al.INFUSION_COMPLETE,):
+                return alarm_id
+        return 0
+
+    def _on_stopped(self):
+        self.hal.stepper.move(0, self.cycle_ms)
+        self.paused_since_ms = self.now_ms()
+
+    # ---- the control cycle -----------------------------------------------------
+    def cycle(self):
+        """One control cycle: sensors -> safety core -> motor, then housekeeping."""
+        hal = self.hal
+        core = self.core
+        now = hal.clock.ticks_ms()
+        self.cycles += 1
+        self.heartbeat = (self.heartbeat + 1) & 0xFFFF
+        mmhg = hal.pressure_down.read_mmhg()
+        air_nl = hal.air.take_air_nl()
+        air_present = hal.air.air_present()
+        self.last_downstream_mmhg = mmhg
+
+        steps = core.run(mmhg, air_nl, air_present, self.heartbeat, self.ticks_per_cycle)
+        hal.stepper.move(steps, self.cycle_ms)
+        self.last_steps = steps
+
+        faults = core.faults
+        if faults != self.last_faults:
+            self._on_faults(faults, now)
+        phase = core.phase
+        if phase != self.last_phase:
+            self._on_phase(phase, now)
+
+        self._check_hardware(now)
+        if self.paused_since_ms is not None and core.phase == sc.PHASE_PAUSED:
+            if now - self.paused_since_ms >= al.PAUSED_TOO_LONG_MS and not self.alarms.active:
+                self.alarms.raise_alarm(al.PAUSED_TOO_LONG, now)
+        keys = hal.buttons.poll()
+        if keys:
+            self._on_keys(keys)
+        self.alarms.update(now)
+        self.service.poll()
+        hal.watchdog.feed()
+        if self.cycles % 10 == 0 or keys:
+            hal.display.show(ui.render(self))
+
+    def _on_faults(self, faults, now):
+        new = faults & ~self.last_faults
+        for bit, alarm_id in _FAULT_ALARMS:
+            if new & bit:
+                self.alarms.raise_alarm(alarm_id, now)
+        if new:
+            self.log.append(events.THERAPY_STOPPED, self.core.delivered_nl() // 1000, new)
+            self._on_stopped()
+        self.last_faults = faults
+
+    def _on_phase(self, phase, now):
+        if phase == sc.PHASE_KVO:
+            self.log.append(events.THERAPY_COMPLETED, self.core.delivered_nl() // 1000, 1)
+            self.alarms.raise_alarm(al.INFUSION_COMPLETE_KVO, now)
+            self.alarms.cause_gone(al.INFUSION_COMPLETE_KVO)  # an event: ack clears it
+        elif phase == sc.PHASE_COMPLETE:
+            self.log.append(events.THERAPY_COMPLETED, self.core.delivered_nl() // 1000, 0)
+            self.alarms.raise_alarm(al.INFUSION_COMPLETE, now)
+            self.alarms.cause_gone(al.INFUSION_COMPLETE)  # clears on acknowledge
+            self.hal.stepper.enable(False)
+        self.last_phase = phase
+
+    def _check_hardware(self, now):
+        hal = self.hal
+        delivering = self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO)
+        if not hal.door.closed():
+            if self.alarms.raise_alarm(al.DOOR_OPEN, now) and delivering:
+                self.pause()
+        elif self.alarms.is_active(al.DOOR_OPEN):
+            self.alarms.cause_gone(al.DOOR_OPEN)
+        mv = hal.battery.voltage_mv()
+        self.last_battery_mv = mv
+        if mv <= BATTERY_DEPLETED_MV:
+            if self.alarms.raise_alarm(al.BATTERY_DEPLETED, now) and delivering:
+                self.pause()
+        elif self.alarms.is_active(al.BATTERY_DEPLETED):
+            self.alarms.cause_gone(al.BATTERY_DEPLETED)
+        if mv <= BATTERY_LOW_MV:
+            self.alarms.raise_alarm(al.BATTERY_LOW, now)
+        elif self.alarms.is_active(al.BATTERY_LOW):
+            self.alarms.cause_gone(al.BATTERY_LOW)
+
+    def _on_keys(self, keys):
+        if keys & KEY_SILENCE:
+            self.silence()
+        if keys & KEY_SELECT and self.alarms.active:
+            self.acknowledge()
+        if keys & KEY_RUN_STOP:
+            if self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO):
+                self.pause()
+            elif self.program is not None:
+                try:
+                    self.start()
+                except sc.CoreRefused:
+                    pass  # the display keeps showing why
+
+    # ---- reporting -------------------------------------------------------------
+    def status(self):
+        """Snapshot for the UI and the service protocol (STATUS)."""
+        top = self.alarms.top()
+        prog = self.program
+        return {
+            "phase": self.core.phase,
+            "rate_ul_per_h": prog[0] if prog else 0,
+            "vtbi_ul": prog[1] if prog else 0,
+            "kvo_ul_per_h": prog[2] if prog else 0,
+            "delivered_nl": self.core.delivered_nl(),
+            "kvo_nl": self.core.kvo_nl(),
+            "alarm": top,
+            "alarm_priority": al.priority(top) if top else 0,
+            "faults": self.core.faults,
+            "downstream_mmhg": self.last_downstream_mmhg,
+            "battery_mv": self.last_battery_mv,
+            "uptime_ms": self.now_ms(),
+            "log_seq": self.log.last_seq,
+        }

@@ -1,0 +1,186 @@
+"""Service protocol frames (SR-SVC-1), shared by the firmware and ``pumpctl``.
+
+Owns the wire format.  A frame on the link is the COBS encoding of a body,
+followed by one 0x00 delimiter.  Body:
+
+    u8 version (1) | u16 request id | u8 code | payload ... | u32 CRC-32 (LE)
+
+``code`` is a command (host -> pump) or its reply (``code | 0x80``), or
+``ERROR`` (0x7F) whose payload is u8 error code + UTF-8 message.  Bodies are at
+most ``MAX_BODY`` bytes; anything longer, undecodable or failing its CRC is
+refused with an error reply, never a crash.  Portable (MicroPython + CPython).
+"""
+import struct
+
+from firmware.crc import crc32
+
+VERSION = 1
+MAX_BODY = 1024
+HEADER = 4                   # version, request id, code
+TRAILER = 4                  # CRC-32
+
+# commands
+IDENTIFY = 0x01
+STATUS = 0x02
+LOG_READ = 0x10              # payload: u32 from_seq, u16 max_count
+REPLY = 0x80
+ERROR = 0x7F
+
+# error codes
+E_BAD_CRC = 1
+E_MALFORMED = 2
+E_OVERSIZE = 3
+E_UNKNOWN_COMMAND = 4
+E_BAD_ARGS = 5
+E_BUSY = 6
+E_NOT_AUTHORISED = 7
+E_BAD_VERSION = 8
+ERROR_NAMES = {
+    E_BAD_CRC: "BAD_CRC", E_MALFORMED: "MALFORMED", E_OVERSIZE: "OVERSIZE",
+    E_UNKNOWN_COMMAND: "UNKNOWN_COMMAND", E_BAD_ARGS: "BAD_ARGS", E_BUSY: "BUSY",
+    E_NOT_AUTHORISED: "NOT_AUTHORISED", E_BAD_VERSION: "BAD_VERSION",
+}
+
+# STATUS payload (all little-endian)
+STATUS_FMT = "<BIIIIIHBIiIII"
+STATUS_FIELDS = ("phase", "rate_ul_per_h", "vtbi_ul", "kvo_ul_per_h", "delivered_nl",
+                 "kvo_nl", "alarm", "alarm_priority", "faults", "downstream_mmhg",
+                 "battery_mv", "uptime_ms", "log_seq")
+
+
+class FrameError(ValueError):
+    """A frame that cannot be accepted; ``code`` is an E_* value."""
+
+    def __init__(self, code, message, request_id=0):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+def cobs_encode(data):
+    """Consistent-overhead byte stuffing: the result contains no 0x00."""
+    out = bytearray(b"\x00")
+    code_idx = 0
+    code = 1
+    for b in data:
+        if b == 0:
+            out[code_idx] = code
+            code_idx = len(out)
+            out.append(0)
+            code = 1
+        else:
+            out.append(b)
+            code += 1
+            if code == 0xFF:
+                out[code_idx] = code
+                code_idx = len(out)
+                out.append(0)
+                code = 1
+    out[code_idx] = code
+    return bytes(out)
+
+
+def cobs_decode(data):
+    """Inverse of cobs_encode; raises FrameError on an invalid encoding."""
+    out = bytearray()
+    idx = 0
+    n = len(data)
+    while idx < n:
+        code = data[idx]
+        if code == 0:
+            raise FrameError(E_MALFORMED, "zero byte inside a COBS frame")
+        end = idx + code
+        if end > n:
+            raise FrameError(E_MALFORMED, "COBS block runs past the frame end")
+        out.extend(data[idx + 1:end])
+        idx = end
+        if code < 0xFF and idx < n:
+            out.append(0)
+    return bytes(out)
+
+
+def encode_frame(request_id, code, payload=b""):
+    """Body -> bytes on the wire (COBS + delimiter)."""
+    body = bytearray(struct.pack("<BHB", VERSION, request_id & 0xFFFF, code))
+    body.extend(payload)
+    body.extend(struct.pack("<I", crc32(body)))
+    if len(body) > MAX_BODY:
+        raise FrameError(E_OVERSIZE, "frame body %d bytes exceeds %d" % (len(body), MAX_BODY))
+    return cobs_encode(body) + b"\x00"
+
+
+def decode_body(encoded):
+    """One delimited frame's bytes (without the 0x00) -> (request_id, code, payload)."""
+    body = cobs_decode(encoded)
+    if len(body) < HEADER + TRAILER:
+        raise FrameError(E_MALFORMED, "frame of %d bytes is shorter than %d" %
+                         (len(body), HEADER + TRAILER))
+    if len(body) > MAX_BODY:
+        raise FrameError(E_OVERSIZE, "frame body %d bytes exceeds %d" % (len(body), MAX_BODY))
+    version, request_id, code = struct.unpack_from("<BHB", body, 0)
+    (crc,) = struct.unpack_from("<I", body, len(body) - TRAILER)
+    if crc != crc32(memoryview(body)[:len(body) - TRAILER]):
+        raise FrameError(E_BAD_CRC, "CRC mismatch", request_id)
+    if version != VERSION:
+        raise FrameError(E_BAD_VERSION, "protocol version %d, expected %d" % (version, VERSION),
+                         request_id)
+    return request_id, code, bytes(body[HEADER:len(body) - TRAILER])
+
+
+def error_payload(err_code, message):
+    return bytes([err_code]) + message.encode()[:200]
+
+
+def parse_error(payload):
+    """(code, name, message) from an ERROR reply payload."""
+    if not payload:
+        return (0, "UNKNOWN", "")
+    code = payload[0]
+    return (code, ERROR_NAMES.get(code, "E%d" % code), bytes(payload[1:]).decode())
+
+
+class FrameDecoder:
+    """Splits an incoming byte stream into frames.
+
+    ``feed(chunk)`` returns a list of items: ``(request_id, code, payload)`` for a
+    good frame or a ``FrameError`` for a bad one.  An overlong frame is
+    discarded up to the next delimiter (resynchronisation)."""
+
+    def __init__(self, max_encoded=MAX_BODY + MAX_BODY // 254 + 2):
+        self.buf = bytearray()
+        self.max_encoded = max_encoded
+        self.overflow = False
+
+    def feed(self, chunk):
+        items = []
+        for byte in chunk:
+            if byte == 0:
+                if self.overflow:
+                    items.append(FrameError(E_OVERSIZE, "frame longer than %d bytes" %
+                                            self.max_encoded))
+                elif self.buf:
+                    try:
+                        items.append(decode_body(self.buf))
+                    except FrameError as e:
+                        items.append(e)
+                self.buf = bytearray()
+                self.overflow = False
+            elif not self.overflow:
+                if len(self.buf) >= self.max_encoded:
+                    self.overflow = True
+                    self.buf = bytearray()
+                else:
+                    self.buf.append(byte)
+        return items
+
+
+def encode_status(st):
+    return struct.pack(STATUS_FMT, *[st[k] for k in STATUS_FIELDS])
+
+
+def decode_status(payload):
+    if len(payload) != struct.calcsize(STATUS_FMT):
+        raise FrameError(E_MALFORMED, "status payload %d bytes, expected %d" %
+                         (len(payload), struct.calcsize(STATUS_FMT)))
+    return dict(zip(STATUS_FIELDS, struct.unpack(STATUS_FMT, payload)))

@@ -1,0 +1,215 @@
+"""Sim backend of the HAL: thin adapters from each interface onto ``sim.world.World``.
+
+Owns no physics (that is ``sim/``): each class reads or writes the world, and
+records what the firmware drove (buzzer, LEDs, display) so tests can assert on
+it.  Also provides the storage and service-port backends used off-device:
+``RamStorage`` (in memory, with power-cut injection), ``PosixStorage`` (files in
+a directory), ``QueueServicePort`` (in-memory) and ``StdioServicePort``
+(stdin/stdout, for the virtual pump on a pseudo-terminal).
+"""
+import hal
+from hal.sim import board_sim
+from hal.sim.storage import RamStorage, PosixStorage  # noqa: F401
+from hal.sim.serial import QueueServicePort, StdioServicePort  # noqa: F401
+
+
+class SimStepper(hal.Stepper):
+    def __init__(self, world):
+        self.world = world
+        self.issued = 0
+
+    def enable(self, on):
+        self.world.motor_enabled = bool(on)
+
+    def move(self, steps, period_ms):
+        self.world.command_steps(steps, period_ms)
+        if self.world.motor_enabled:
+            self.issued += steps
+
+    def steps_issued(self):
+        return self.issued
+
+
+class SimEncoder(hal.Encoder):
+    def __init__(self, world, pulses_per_rev):
+        self.world = world
+        self.pulses_per_rev = pulses_per_rev
+
+    def count(self):
+        return self.world.encoder_count
+
+
+class SimPressureSensor(hal.PressureSensor):
+    """ADC code from the world, calibrated with the board constants."""
+
+    def __init__(self, read_adc, board):
+        self.read_adc = read_adc
+        self.offset = board.PRESSURE_ADC_OFFSET
+        self.num = board.PRESSURE_MMHG_PER_COUNT_NUM
+        self.den = board.PRESSURE_MMHG_PER_COUNT_DEN
+        self.last_raw = 0
+
+    def read_raw(self):
+        self.last_raw = self.read_adc()
+        return self.last_raw
+
+    def read_mmhg(self):
+        raw = self.read_raw()
+        return (raw - self.offset) * self.num // self.den
+
+
+class SimAirSensor(hal.AirSensor):
+    def __init__(self, world):
+        self.world = world
+        self.self_test_ok = True
+
+    def air_present(self):
+        return self.world.air_present
+
+    def take_air_nl(self):
+        return self.world.take_air_nl()
+
+    def self_test(self):
+        return self.self_test_ok and not self.world.air_stuck
+
+
+class SimDoor(hal.DoorSensor):
+    def __init__(self, world):
+        self.world = world
+
+    def closed(self):
+        return self.world.door_closed
+
+    def cassette_type(self):
+        return 1 if self.world.door_closed else 0
+
+
+class SimBattery(hal.Battery):
+    def __init__(self, world):
+        self.world = world
+
+    def voltage_mv(self):
+        return self.world.battery_mv
+
+    def charging(self):
+        return self.world.battery.charging
+
+
+class SimButtons(hal.Buttons):
+    """Scenario or test presses keys with ``press(mask)``; poll() returns them once."""
+
+    def __init__(self):
+        self.pending = 0
+
+    def press(self, mask):
+        self.pending |= mask
+
+    def poll(self):
+        keys = self.pending
+        self.pending = 0
+        return keys
+
+
+class SimBuzzer(hal.Buzzer):
+    def __init__(self):
+        self.freq_hz = 0
+        self.tones = 0
+
+    def tone(self, freq_hz, volume_pct):
+        if not self.freq_hz:
+            self.tones += 1
+        self.freq_hz = freq_hz
+
+    def off(self):
+        self.freq_hz = 0
+
+    def is_on(self):
+        return self.freq_hz != 0
+
+
+class SimLeds(hal.Leds):
+    def __init__(self):
+        self.state = (False, False, False)
+
+    def set(self, red, amber, green):
+        self.state = (bool(red), bool(amber), bool(green))
+
+
+class SimDisplay(hal.Display):
+    def __init__(self):
+        self.lines = []
+
+    def show(self, lines):
+        self.lines = list(lines)
+
+
+class SimClock(hal.Clock):
+    """Virtual time: the world's clock; the RTC starts at a fixed date."""
+    RTC_EPOCH_S = 1795000000          # 2026-11-18, so logs carry a plausible date
+
+    def __init__(self, world):
+        self.world = world
+        self.rtc_offset_s = self.RTC_EPOCH_S
+
+    def ticks_ms(self):
+        return self.world.t_ms
+
+    def rtc_s(self):
+        return self.rtc_offset_s + self.world.t_ms // 1000
+
+    def set_rtc_s(self, seconds):
+        self.rtc_offset_s = seconds - self.world.t_ms // 1000
+
+    def sleep_ms(self, ms):
+        pass   # virtual time only moves with world.advance()
+
+
+class SimWatchdog(hal.Watchdog):
+    """Records the last feed; ``starved(timeout)`` tells a test it would have bitten."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.timeout_ms = None
+        self.last_feed_ms = None
+
+    def start(self, timeout_ms):
+        self.timeout_ms = timeout_ms
+        self.last_feed_ms = self.clock.ticks_ms()
+
+    def feed(self):
+        self.last_feed_ms = self.clock.ticks_ms()
+
+    def starved(self):
+        return (self.timeout_ms is not None and
+                self.clock.ticks_ms() - self.last_feed_ms > self.timeout_ms)
+
+
+def make_sim_hal(world, cycle_ms=1000, service_port=None, storage=None):
+    """A complete Hal over ``world``; the firmware cycle is ``cycle_ms``."""
+
+    class Board:
+        pass
+    board = Board()
+    for name in dir(board_sim):
+        if name.isupper():
+            setattr(board, name, getattr(board_sim, name))
+    board.CYCLE_MS = cycle_ms
+    clock = SimClock(world)
+    return hal.Hal(
+        board=board,
+        stepper=SimStepper(world),
+        encoder=SimEncoder(world, board.ENCODER_PULSES_PER_REV),
+        pressure_down=SimPressureSensor(world.pressure_adc_down, board),
+        pressure_up=SimPressureSensor(world.pressure_adc_up, board),
+        air=SimAirSensor(world),
+        door=SimDoor(world),
+        battery=SimBattery(world),
+        buttons=SimButtons(),
+        buzzer=SimBuzzer(),
+        leds=SimLeds(),
+        display=SimDisplay(),
+        storage=storage if storage is not None else RamStorage(),
+        clock=clock,
+        watchdog=SimWatchdog(clock),
+        service_port=service_port if service_port is not None else QueueServicePort(),
+    )

@@ -1,0 +1,1 @@
+"""Simulation: physics of the pump and its patient line, scenarios, the virtual pump."""

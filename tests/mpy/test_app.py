@@ -1,0 +1,138 @@
+"""Firmware application on the sim HAL: boot, program, run, complete, alarms.
+
+Portable: runs under pytest (CPython, C core when built) and under the real
+MicroPython unix port (reference core) through tests/mpy/run.py.
+"""
+import safety_core as sc
+from firmware.app import PumpApp
+from firmware import alarms as al
+from hal.sim import make_sim_hal
+from sim.world import World
+
+
+def make_pump(preset="picc", cycle_ms=1000):
+    world = World(preset=preset, seed=3)
+    hal = make_sim_hal(world, cycle_ms=cycle_ms)
+    app = PumpApp(hal)
+    assert app.boot(), app.post_results
+    return app, world, hal
+
+
+def run_for(app, world, seconds):
+    for _ in range(seconds * 1000 // app.cycle_ms):
+        app.cycle()
+        world.advance(app.cycle_ms)
+
+
+def test_boot_self_test_passes_and_is_logged_SR_AL_4():
+    app, world, hal = make_pump()
+    names = [r[0] for r in app.post_results]
+    assert "air sensor" in names and "downstream pressure" in names and "watchdog" in names
+    assert app.log.last_seq >= 2          # POWER_ON + SELF_TEST
+
+
+def test_continuous_infusion_delivers_the_integral_of_the_rate():
+    app, world, hal = make_pump()
+    app.program_continuous(10000, 100000)          # 10 mL/h
+    app.start()
+    run_for(app, world, 600)                        # 10 min
+    expected_nl = 10000 * 1000 * 600 // 3600        # 1.6667 mL
+    assert abs(app.core.delivered_nl() - expected_nl) <= 16
+    assert app.core.phase == sc.PHASE_RUNNING
+    # the mechanism really moved that volume (pulsatile cam: within one stroke)
+    assert abs(world.pumped_ul - expected_nl / 1000.0) <= 50.0
+
+
+def test_refused_program_names_field_and_keeps_state_SR_CORE_1():
+    app, world, hal = make_pump()
+    app.program_continuous(5000, 10000)
+    try:
+        app.program_continuous(600000, 10000)
+        assert False, "600 mL/h must be refused"
+    except sc.ProgramRefused as e:
+        assert "rate" in str(e) and "500.0 mL/h" in str(e)
+    assert app.program[0] == 5000
+
+
+def test_vtbi_complete_then_kvo_SR_CORE_2():
+    app, world, hal = make_pump()
+    app.program_continuous(100000, 1000, kvo_ul_per_h=1000)   # 1 mL at 100 mL/h
+    app.start()
+    run_for(app, world, 60)
+    assert app.core.phase == sc.PHASE_KVO
+    assert app.core.delivered_nl() <= 1000 * 1000
+    assert app.alarms.is_active(al.INFUSION_COMPLETE_KVO)
+    run_for(app, world, 3600)
+    assert abs(app.core.kvo_nl() - 1000 * 1000) <= 20000     # 1 mL/h for an hour
+
+
+def test_occlusion_stops_latches_and_needs_ack_SR_CORE_3_SR_CORE_8():
+    app, world, hal = make_pump()
+    app.program_continuous(10000, 50000, occlusion_limit_mmhg=300)
+    app.start()
+    run_for(app, world, 60)
+    world.clamp(True)
+    run_for(app, world, 600)
+    assert app.alarms.is_active(al.OCCLUSION_DOWN)
+    assert app.core.phase == sc.PHASE_PAUSED
+    delivered = app.core.delivered_nl()
+    run_for(app, world, 60)
+    assert app.core.delivered_nl() == delivered       # stopped
+    app.acknowledge()                                 # clamp still closed
+    assert app.alarms.is_active(al.OCCLUSION_DOWN)
+    world.clamp(False)
+    run_for(app, world, 30)
+    assert app.alarms.is_active(al.OCCLUSION_DOWN)    # never clears by itself
+    app.acknowledge()
+    assert not app.alarms.is_active(al.OCCLUSION_DOWN)
+    app.start()
+    run_for(app, world, 60)
+    assert app.core.delivered_nl() > delivered
+
+
+def test_air_bubble_stops_SR_CORE_5():
+    app, world, hal = make_pump(preset="peripheral")
+    app.program_continuous(100000, 100000, bubble_limit_ul=100)
+    app.start()
+    run_for(app, world, 30)
+    world.inject_bubble(150)
+    run_for(app, world, 60)
+    assert app.alarms.is_active(al.AIR_BUBBLE)
+    assert app.core.phase == sc.PHASE_PAUSED
+
+
+def test_pause_and_resume_keeps_volume():
+    app, world, hal = make_pump()
+    app.program_continuous(20000, 100000)
+    app.start()
+    run_for(app, world, 180)
+    app.pause()
+    v = app.core.delivered_nl()
+    run_for(app, world, 60)
+    assert app.core.delivered_nl() == v
+    app.start()
+    run_for(app, world, 180)
+    assert abs(app.core.delivered_nl() - 20000 * 1000 * 360 // 3600) <= 16
+
+
+def test_paused_too_long_raises_medium_alarm_SR_AL_1():
+    app, world, hal = make_pump()
+    app.program_continuous(20000, 100000)
+    app.start()
+    run_for(app, world, 10)
+    app.pause()
+    run_for(app, world, 130)
+    assert app.alarms.is_active(al.PAUSED_TOO_LONG)
+    assert al.priority(al.PAUSED_TOO_LONG) == al.PRIORITY_MEDIUM
+
+
+def test_status_reports_what_is_running():
+    app, world, hal = make_pump()
+    app.program_continuous(10000, 20000)
+    app.start()
+    run_for(app, world, 36)
+    st = app.status()
+    assert st["phase"] == sc.PHASE_RUNNING
+    assert st["rate_ul_per_h"] == 10000 and st["vtbi_ul"] == 20000
+    assert abs(st["delivered_nl"] - 100000) <= 16
+    assert st["alarm"] == 0

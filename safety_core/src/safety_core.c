@@ -190,7 +190,14 @@ uint32_t sc_load_program(sc_state_t *s, const sc_program_t *p, sc_refusal_t *why
     if (rc != SC_OK) {
         return rc; /* previous program stays in force */
     }
-    s->program = *p;
+    /* field by field: a struct assignment may become a memcpy call */
+    s->program.rate_ul_per_h = p->rate_ul_per_h;
+    s->program.vtbi_ul = p->vtbi_ul;
+    s->program.kvo_ul_per_h = p->kvo_ul_per_h;
+    s->program.hard_min_rate_ul_per_h = p->hard_min_rate_ul_per_h;
+    s->program.hard_max_rate_ul_per_h = p->hard_max_rate_ul_per_h;
+    s->program.occlusion_limit_mmhg = p->occlusion_limit_mmhg;
+    s->program.bubble_limit_ul = p->bubble_limit_ul;
     s->rate_whole_steps = divmod_u32(p->rate_ul_per_h * SC_TICK_MS * SC_UNITS_PER_UL_PER_H_MS,
                                      s->step_cost, &s->rate_rem);
     s->kvo_whole_steps = divmod_u32(p->kvo_ul_per_h * SC_TICK_MS * SC_UNITS_PER_UL_PER_H_MS,
@@ -388,7 +395,6 @@ void sc_run(sc_state_t *s, const sc_inputs_t *in, uint32_t n_ticks, sc_output_t 
 
 uint32_t sc_acknowledge(sc_state_t *s, const sc_inputs_t *in)
 {
-    uint32_t i;
     if (s->magic != SC_MAGIC) {
         return SC_FAULT_STATE;
     }
@@ -404,7 +410,7 @@ uint32_t sc_acknowledge(sc_state_t *s, const sc_inputs_t *in)
     if ((s->faults & SC_FAULT_AIR_CUMULATIVE) != 0u && in->air_present == 0u) {
         /* the clinician has cleared the line: the window starts again */
         s->faults &= ~SC_FAULT_AIR_CUMULATIVE;
-        for (i = 0u; i < SC_AIR_BUCKETS; i++) {
+        for (uint32_t i = 0u; i < SC_AIR_BUCKETS; i++) {
             s->air_bucket_nl[i] = 0u;
         }
         s->air_window_nl = 0u;

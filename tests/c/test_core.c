@@ -1,0 +1,216 @@
+/*
+ * test_core.c -- C unit tests of the safety core, built with ASan + UBSan.
+ *
+ * Owns the C-level checks that do not need Python: API contracts, exact
+ * accounting, each interlock, and a bounded random walk over the whole API
+ * that lets the sanitizers look for undefined behaviour and out-of-bounds
+ * access.  Prints "N passed, M failed" and exits non-zero on failure.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "safety_core.h"
+
+static unsigned passed;
+static unsigned failed;
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (cond) {                                                            \
+            passed++;                                                          \
+        } else {                                                               \
+            failed++;                                                          \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
+        }                                                                      \
+    } while (0)
+
+static sc_program_t program(uint32_t rate, uint32_t vtbi, uint32_t kvo)
+{
+    sc_program_t p;
+    memset(&p, 0, sizeof p);
+    p.rate_ul_per_h = rate;
+    p.vtbi_ul = vtbi;
+    p.kvo_ul_per_h = kvo;
+    p.occlusion_limit_mmhg = 300u;
+    p.bubble_limit_ul = 100u;
+    return p;
+}
+
+static sc_inputs_t inputs(int32_t mmhg, uint32_t air_nl, uint32_t air_present, uint32_t hb)
+{
+    sc_inputs_t in;
+    in.downstream_mmhg = mmhg;
+    in.air_nl = air_nl;
+    in.air_present = air_present;
+    in.heartbeat = hb;
+    return in;
+}
+
+static void start_running(sc_state_t *s, uint32_t rate, uint32_t vtbi, uint32_t kvo)
+{
+    sc_refusal_t why;
+    sc_program_t p = program(rate, vtbi, kvo);
+    CHECK(sc_init(s, 15625u, &why) == SC_OK);
+    CHECK(sc_load_program(s, &p, &why) == SC_OK);
+    CHECK(sc_start(s) == SC_OK);
+}
+
+static void test_refusals_name_field_and_limit(void)
+{
+    sc_state_t s;
+    sc_refusal_t why;
+    sc_program_t p = program(520000u, 1000u, 0u);
+    CHECK(sc_init(&s, 1000u, &why) == SC_ERR_BELOW_MIN);
+    CHECK(why.field == SC_FIELD_USTEP_VOLUME && why.limit == SC_USTEP_VOLUME_MIN_PL);
+    CHECK(sc_init(&s, 15625u, &why) == SC_OK);
+    CHECK(sc_load_program(&s, &p, &why) == SC_ERR_ABOVE_MAX);
+    CHECK(why.field == SC_FIELD_RATE && why.limit == SC_RATE_MAX_UL_PER_H);
+    CHECK(s.phase == SC_PHASE_IDLE);
+    p = program(10000u, 1000u, 15000u);
+    CHECK(sc_load_program(&s, &p, &why) == SC_ERR_ABOVE_MAX);
+    CHECK(why.field == SC_FIELD_KVO && why.limit == 10000u);
+    p = program(10000u, 1000u, 0u);
+    p.occlusion_limit_mmhg = 2000u;
+    CHECK(sc_load_program(&s, &p, &why) == SC_ERR_ABOVE_MAX);
+    CHECK(why.field == SC_FIELD_OCCLUSION_LIMIT && why.limit == SC_OCCLUSION_MAX_MMHG);
+    p = program(10000u, 1000u, 0u);
+    p.hard_max_rate_ul_per_h = 5000u;
+    CHECK(sc_load_program(&s, &p, &why) == SC_ERR_ABOVE_MAX);
+    CHECK(why.field == SC_FIELD_RATE && why.limit == 5000u);
+}
+
+static void test_exact_accounting_one_hour(void)
+{
+    sc_state_t s;
+    sc_output_t out;
+    uint32_t i;
+    uint32_t total = 0u;
+    sc_inputs_t in;
+    start_running(&s, 10000u, 9999000u, 0u);
+    for (i = 0u; i < 3600u; i++) {
+        in = inputs(20, 0u, 0u, i);
+        sc_run(&s, &in, 100u, &out);
+        total += out.steps;
+    }
+    /* 10 mL/h for 1 h = 10 mL = 640000 usteps of 15.625 nL */
+    CHECK(total == 640000u);
+    CHECK(s.delivered_steps == 640000u);
+    CHECK(out.faults == 0u);
+}
+
+static void test_vtbi_then_kvo(void)
+{
+    sc_state_t s;
+    sc_output_t out;
+    uint32_t i;
+    sc_inputs_t in;
+    start_running(&s, 100000u, 1000u, 1000u); /* 1 mL at 100 mL/h, KVO 1 mL/h */
+    for (i = 0u; i < 60u; i++) {
+        in = inputs(20, 0u, 0u, i);
+        sc_run(&s, &in, 100u, &out);
+    }
+    CHECK(s.delivered_steps == 64000u); /* exactly 1 mL, never more */
+    CHECK(s.phase == SC_PHASE_KVO);
+    CHECK(s.kvo_steps > 0u);
+}
+
+static void test_occlusion_latches(void)
+{
+    sc_state_t s;
+    sc_output_t out;
+    sc_inputs_t in;
+    start_running(&s, 10000u, 100000u, 0u);
+    in = inputs(301, 0u, 0u, 1u);
+    sc_run(&s, &in, 2u, &out);
+    CHECK(out.faults == 0u);
+    sc_run(&s, &in, 1u, &out);
+    CHECK(out.faults == SC_FAULT_OCCLUSION_DOWN);
+    CHECK(out.phase == SC_PHASE_PAUSED);
+    CHECK(sc_acknowledge(&s, &in) == SC_FAULT_OCCLUSION_DOWN);
+    in = inputs(10, 0u, 0u, 2u);
+    sc_run(&s, &in, 50u, &out);
+    CHECK(out.steps == 0u && out.faults == SC_FAULT_OCCLUSION_DOWN);
+    CHECK(sc_acknowledge(&s, &in) == 0u);
+    CHECK(s.phase == SC_PHASE_PAUSED);
+    CHECK(sc_start(&s) == SC_OK);
+}
+
+static void test_air_and_heartbeat(void)
+{
+    sc_state_t s;
+    sc_output_t out;
+    sc_inputs_t in;
+    start_running(&s, 10000u, 100000u, 0u);
+    in = inputs(10, 100000u, 1u, 1u);
+    sc_run(&s, &in, 1u, &out);
+    CHECK(out.faults == SC_FAULT_AIR_BUBBLE);
+    start_running(&s, 10000u, 100000u, 0u);
+    in = inputs(10, 0u, 0u, 5u);
+    sc_run(&s, &in, 101u, &out);
+    CHECK(out.faults == 0u);
+    sc_run(&s, &in, 1u, &out);
+    CHECK(out.faults == SC_FAULT_HEARTBEAT);
+}
+
+static void test_uninitialised_state_is_refused(void)
+{
+    sc_state_t s;
+    sc_output_t out;
+    sc_inputs_t in = inputs(0, 0u, 0u, 0u);
+    sc_program_t p = program(10000u, 1000u, 0u);
+    memset(&s, 0xA5, sizeof s);
+    CHECK(sc_load_program(&s, &p, 0) == SC_ERR_STATE);
+    CHECK(sc_start(&s) == SC_ERR_STATE);
+    sc_run(&s, &in, 10u, &out);
+    CHECK(out.steps == 0u && (out.faults & SC_FAULT_STATE) != 0u);
+}
+
+/* Bounded random walk over the API: the sanitizers watch every step. */
+static void test_random_walk(void)
+{
+    sc_state_t s;
+    sc_output_t out;
+    sc_refusal_t why;
+    uint32_t x = 12345u;
+    uint32_t i;
+    CHECK(sc_init(&s, 15625u, &why) == SC_OK);
+    for (i = 0u; i < 200000u; i++) {
+        uint32_t op;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        op = x % 8u;
+        if (op == 0u) {
+            sc_program_t p = program((x >> 8) % 600000u, (x >> 4) % 10000000u, (x >> 12) % 25000u);
+            p.occlusion_limit_mmhg = (x >> 3) % 1100u;
+            p.bubble_limit_ul = (x >> 5) % 600u;
+            (void)sc_load_program(&s, &p, &why);
+        } else if (op == 1u) {
+            (void)sc_start(&s);
+        } else if (op == 2u) {
+            sc_pause(&s);
+        } else if (op == 3u) {
+            sc_inputs_t in = inputs((int32_t)(x >> 1) - 1073741824, x, x & 1u, x >> 30);
+            (void)sc_acknowledge(&s, &in);
+        } else {
+            sc_inputs_t in = inputs((int32_t)((x >> 20) % 1200u), (x & 0x100u) ? (x >> 9) : 0u,
+                                    (x >> 2) & 1u, (x >> 28));
+            sc_run(&s, &in, (x >> 7) % 300u, &out);
+            CHECK(s.delivered_steps <= s.vtbi_steps);
+            CHECK(s.acc < s.step_cost);
+        }
+    }
+}
+
+int main(void)
+{
+    test_refusals_name_field_and_limit();
+    test_exact_accounting_one_hour();
+    test_vtbi_then_kvo();
+    test_occlusion_latches();
+    test_air_and_heartbeat();
+    test_uninitialised_state_is_refused();
+    test_random_walk();
+    printf("C core unit tests: %u checks passed, %u failed\n", passed, failed);
+    return failed == 0u ? 0 : 1;
+}

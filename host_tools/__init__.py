@@ -1,0 +1,1 @@
+"""Host-side tools (CPython): pumpctl for technicians and pharmacists."""

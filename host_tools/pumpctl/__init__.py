@@ -1,0 +1,1 @@
+"""pumpctl: talk to a pump (real or virtual) over its service port."""

@@ -1,0 +1,86 @@
+"""The virtual pump: firmware + sim HAL + physics, served on stdin/stdout.
+
+Owns the real-time loop of a simulated pump that host tools talk to exactly
+like a real one: the service port is stdin/stdout (``pumpctl sim`` bridges it
+to a pseudo-terminal), the event log lives in real files (``--state-dir``),
+and time is paced to the wall clock times ``--speed``.  Portable: runs under
+``micropython`` (reference core) or CPython (C core).  Nothing may be printed
+on stdout: it is the service link.
+
+    micropython sim/virtual_pump.py [--speed X] [--rate-ml-h R --vtbi-ml V]
+                                    [--state-dir D] [--cycle-ms MS] [--preset picc]
+"""
+import sys
+import time
+
+from firmware.app import PumpApp
+from hal.sim import make_sim_hal, PosixStorage, StdioServicePort
+from sim.world import World
+
+
+def _ms_now():
+    if hasattr(time, "ticks_ms"):
+        return time.ticks_ms()
+    return int(time.monotonic() * 1000)
+
+
+def _sleep_ms(ms):
+    if hasattr(time, "sleep_ms"):
+        time.sleep_ms(ms)
+    else:
+        time.sleep(ms / 1000.0)
+
+
+def parse_args(argv):
+    opts = {"speed": 1.0, "rate-ml-h": None, "vtbi-ml": None, "state-dir": "/tmp/virtual_pump",
+            "cycle-ms": 100, "preset": "picc", "seed": 1}
+    i = 0
+    while i < len(argv):
+        key = argv[i]
+        if not key.startswith("--") or key[2:] not in opts or i + 1 >= len(argv):
+            raise ValueError("bad argument %r; options: %s" %
+                             (key, " ".join("--" + k for k in sorted(opts))))
+        opts[key[2:]] = argv[i + 1]
+        i += 2
+    return opts
+
+
+def ml_to_ul(text):
+    """'10' or '10.5' mL -> uL as an int, without float rounding surprises."""
+    if "." in text:
+        whole, frac = text.split(".", 1)
+        frac = (frac + "000")[:3]
+        return int(whole or "0") * 1000 + int(frac)
+    return int(text) * 1000
+
+
+def main(argv=None):
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    cycle_ms = int(opts["cycle-ms"])
+    speed = float(opts["speed"])
+    world = World(preset=opts["preset"], seed=int(opts["seed"]))
+    port = StdioServicePort()
+    hal = make_sim_hal(world, cycle_ms=cycle_ms, service_port=port,
+                       storage=PosixStorage(opts["state-dir"]))
+    app = PumpApp(hal)
+    app.boot()
+    if opts["rate-ml-h"] is not None and opts["vtbi-ml"] is not None:
+        app.program_continuous(ml_to_ul(opts["rate-ml-h"]), ml_to_ul(opts["vtbi-ml"]))
+        app.start()
+    sys.stderr.write("virtual pump up: core=%s cycle=%d ms speed=%sx\n" %
+                     (app.core.backend, cycle_ms, opts["speed"]))
+    start = _ms_now()
+    n = 0
+    while not port.closed:
+        app.cycle()
+        world.advance(cycle_ms)
+        n += 1
+        due = int(n * cycle_ms / speed)
+        wait = due - (_ms_now() - start)
+        if wait > 0:
+            _sleep_ms(wait)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

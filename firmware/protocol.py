@@ -23,6 +23,12 @@ TRAILER = 4                  # CRC-32
 IDENTIFY = 0x01
 STATUS = 0x02
 LOG_READ = 0x10              # payload: u32 from_seq, u16 max_count
+# writes: refused until the technician login of SR-SVC-2 exists
+LIBRARY_LOAD = 0x20
+CONFIG_SET = 0x21
+CLOCK_SET = 0x22
+CALIBRATION_SET = 0x23
+WRITE_COMMANDS = (LIBRARY_LOAD, CONFIG_SET, CLOCK_SET, CALIBRATION_SET)
 REPLY = 0x80
 ERROR = 0x7F
 

@@ -70,7 +70,7 @@ class ServiceServer:
             records = self.log.read(from_seq, n)
             head = struct.pack("<IH", self.log.last_seq, len(records))
             self._reply(request_id, code, head + b"".join(records))
-        elif code < 0x80 and code >= 0x20:
+        elif code in p.WRITE_COMMANDS:
             self._error(request_id, p.E_NOT_AUTHORISED,
                         "command 0x%02x needs a technician login" % code)
         else:

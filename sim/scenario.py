@@ -21,6 +21,7 @@ CLAMP = "clamp"            # downstream clamp closed (True) / opened (False)
 BUBBLE = "bubble"          # air bubble of `argument` uL enters upstream of the detector
 ACK_RESUME = "ack_resume"  # nurse acknowledges the alarm and resumes
 ACK = "ack"
+CLEAR_AIR = "clear_air"    # nurse primes the air out of the line
 PAUSE = "pause"
 RESUME = "resume"
 
@@ -50,7 +51,7 @@ SCENARIOS = {
         "duration_s": 1800,
         "program": {"rate_ul_per_h": 100000, "vtbi_ul": 100000, "kvo_ul_per_h": 0,
                     "occlusion_limit_mmhg": 300, "bubble_limit_ul": 100},
-        "events": [(600, BUBBLE, 150), (900, ACK_RESUME, None)],
+        "events": [(600, BUBBLE, 150), (880, CLEAR_AIR, None), (900, ACK_RESUME, None)],
         "causes": {al.AIR_BUBBLE: 600},
     },
 }
@@ -61,6 +62,8 @@ def _apply_event(app, world, kind, arg):
         world.clamp(arg)
     elif kind == BUBBLE:
         world.inject_bubble(arg)
+    elif kind == CLEAR_AIR:
+        world.clear_air()
     elif kind == ACK:
         app.acknowledge()
     elif kind == ACK_RESUME:

@@ -70,6 +70,11 @@ class World:
     def inject_bubble(self, volume_ul, distance_ul=0.0):
         self.air.inject(volume_ul, distance_ul)
 
+    def clear_air(self):
+        """The nurse primes the air out of the line (bubbles removed)."""
+        self.air.bubbles = []
+        self.air.present = False
+
     def open_door(self, is_open=True):
         self.door_closed = not is_open
 

@@ -75,9 +75,14 @@ def _apply_event(app, world, kind, arg):
         app.start()
 
 
-def run_scenario(name, trace_every_s=10, cycle_ms=1000, seed=1):
-    """Run one scenario to the end; returns a JSON-able result dict."""
+def run_scenario(name, trace_every_s=None, cycle_ms=1000, seed=1):
+    """Run one scenario to the end; returns a JSON-able result dict.
+
+    The trace keeps ~720 rows whatever the duration (>= one per 10 s), so a
+    24 h run fits the MicroPython unix port's default heap."""
     spec = SCENARIOS[name]
+    if trace_every_s is None:
+        trace_every_s = max(10, spec["duration_s"] // 720)
     world = World(preset=spec["preset"], seed=seed)
     hal = make_sim_hal(world, cycle_ms=cycle_ms)
     app = PumpApp(hal)

@@ -1,0 +1,215 @@
+"""Run the armv6m (Cortex-M0+) build of the safety core under unicorn.
+
+Owns the emulator harness shared by the PT-1 benchmark and the armv6m
+conformance test: builds a flat ELF of the core with arm-none-eabi-gcc, loads
+it with pyelftools, calls the C API with arguments in r0-r3 exactly as a
+Cortex-M0+ would, counts executed instructions per call, and measures the
+deepest stack use by painting the stack.  All structs of the API are arrays
+of 32-bit words, so their bytes are identical to the host (cffi) build's.
+"""
+import os
+import shutil
+import struct
+import subprocess
+
+from elftools.elf.elffile import ELFFile
+from unicorn import Uc, UC_ARCH_ARM, UC_MODE_THUMB, UC_MODE_MCLASS, UC_HOOK_CODE
+from unicorn import arm_const as A
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(REPO, "build", "armv6m")
+CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m0plus", "-mthumb", "-Os",
+          "-ffreestanding", "-fno-builtin", "-fno-tree-loop-distribute-patterns",
+          "-fstack-usage"]
+
+FLASH = 0x10000000
+RAM = 0x20000000
+RAM_SIZE = 0x10000
+STACK_TOP = RAM + RAM_SIZE
+STACK_PAINT = 0x1000
+RETURN = FLASH + 0xF000          # lr points here; emulation stops on arrival
+PAINT = 0xA5
+ADDR_STATE = RAM + 0x1000
+ADDR_IN = RAM + 0x2000
+ADDR_OUT = RAM + 0x2100
+ADDR_PROG = RAM + 0x2200
+ADDR_WHY = RAM + 0x2300
+
+
+def toolchain_available():
+    return shutil.which("arm-none-eabi-gcc") is not None
+
+
+def build():
+    """Compile and link the core; returns (elf path, object path, .su path)."""
+    os.makedirs(BUILD, exist_ok=True)
+    obj = os.path.join(BUILD, "safety_core.o")
+    elf = os.path.join(BUILD, "safety_core.elf")
+    subprocess.run(["arm-none-eabi-gcc"] + CFLAGS +
+                   ["-I", os.path.join(REPO, "safety_core", "include"), "-c",
+                    os.path.join(REPO, "safety_core", "src", "safety_core.c"), "-o", obj],
+                   check=True, cwd=BUILD)
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-nostdlib",
+                    "-Wl,-T," + os.path.join(REPO, "tests", "bench", "armv6m.ld"),
+                    "-Wl,-e,0", "-o", elf, obj], check=True, cwd=BUILD)
+    return elf, obj, os.path.join(BUILD, "safety_core.su")
+
+
+def text_size(obj):
+    with open(obj, "rb") as f:
+        sec = ELFFile(f).get_section_by_name(".text")
+        return sec.data_size
+
+
+class EmulatedCore:
+    """The armv6m core in an emulated Cortex-M0+, one sc_state_t in its RAM."""
+
+    def __init__(self, elf_path, state_size):
+        self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
+        try:
+            self.uc.ctl_set_cpu_model(A.UC_CPU_ARM_CORTEX_M0)
+        except Exception:
+            pass
+        self.uc.mem_map(FLASH, 0x10000)
+        self.uc.mem_map(RAM, RAM_SIZE)
+        self.symbols = {}
+        with open(elf_path, "rb") as f:
+            elf = ELFFile(f)
+            for seg in elf.iter_segments():
+                if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
+                    self.uc.mem_write(seg["p_paddr"], seg.data())
+            for sym in elf.get_section_by_name(".symtab").iter_symbols():
+                if sym["st_info"]["type"] == "STT_FUNC":
+                    self.symbols[sym.name] = sym["st_value"] & ~1
+        self.state_size = state_size
+        self.count = 0
+        self.uc.hook_add(UC_HOOK_CODE, self._on_insn)
+        self.max_stack = 0
+
+    def _on_insn(self, uc, address, size, user):
+        self.count += 1
+
+    def call(self, name, *args):
+        """Call a core function; returns (r0, instructions executed)."""
+        uc = self.uc
+        uc.mem_write(STACK_TOP - STACK_PAINT, bytes([PAINT]) * STACK_PAINT)
+        for reg, val in zip((A.UC_ARM_REG_R0, A.UC_ARM_REG_R1, A.UC_ARM_REG_R2,
+                             A.UC_ARM_REG_R3), args):
+            uc.reg_write(reg, val & 0xFFFFFFFF)
+        uc.reg_write(A.UC_ARM_REG_SP, STACK_TOP)
+        uc.reg_write(A.UC_ARM_REG_LR, RETURN | 1)
+        self.count = 0
+        uc.emu_start(self.symbols[name] | 1, RETURN, count=100000)
+        painted = bytes(uc.mem_read(STACK_TOP - STACK_PAINT, STACK_PAINT))
+        used = STACK_PAINT - next((i for i, b in enumerate(painted) if b != PAINT), STACK_PAINT)
+        self.max_stack = max(self.max_stack, used)
+        return uc.reg_read(A.UC_ARM_REG_R0), self.count
+
+    # ---- the C API --------------------------------------------------------------
+    def init(self, ustep_volume_pl):
+        return self.call("sc_init", ADDR_STATE, ustep_volume_pl, ADDR_WHY)[0]
+
+    def load_program(self, words):
+        self.uc.mem_write(ADDR_PROG, struct.pack("<7I", *words))
+        return self.call("sc_load_program", ADDR_STATE, ADDR_PROG, ADDR_WHY)[0]
+
+    def start(self):
+        return self.call("sc_start", ADDR_STATE)[0]
+
+    def pause(self):
+        return self.call("sc_pause", ADDR_STATE)[1]
+
+    def tick(self, mmhg, air_nl, air_present, heartbeat):
+        """sc_tick; returns (steps, faults, phase, instructions)."""
+        self.uc.mem_write(ADDR_IN, struct.pack("<iIII", mmhg, air_nl, air_present, heartbeat))
+        steps, n = self.call("sc_tick", ADDR_STATE, ADDR_IN, ADDR_OUT)
+        _, faults, phase, _ = struct.unpack("<4I", bytes(self.uc.mem_read(ADDR_OUT, 16)))
+        return steps, faults, phase, n
+
+    def acknowledge(self, mmhg, air_present, heartbeat):
+        self.uc.mem_write(ADDR_IN, struct.pack("<iIII", mmhg, 0, air_present, heartbeat))
+        return self.call("sc_acknowledge", ADDR_STATE, ADDR_IN)
+
+    def state_bytes(self):
+        return bytes(self.uc.mem_read(ADDR_STATE, self.state_size))
+
+
+def workload(seed=1, ticks_per_program=7000):
+    """Deterministic programs and sensor traces covering every tick path.
+
+    Yields ('program', words) then ('tick', (mmhg, air_nl, present, hb)) items,
+    with occasional ('ack', ...) and ('start',) to leave and re-enter faults."""
+    x = seed
+    rates = (100, 1000, 10000, 100000, 500000)
+    for i, rate in enumerate(rates):
+        vtbi = max(100, rate * ticks_per_program // 2 // 360000)   # VTBI mid-run -> KVO
+        kvo = min(rate, 1000) if i % 2 == 0 else 0
+        yield ("program", (rate, vtbi, kvo, 0, 0, 300, 100))
+        hb = 0
+        for t in range(ticks_per_program):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            if t % 50 == 0:
+                hb += 1
+            mmhg = 20 + (x % 40)
+            air_nl, present = 0, 0
+            phase_t = t % 2000
+            if 1000 <= phase_t < 1004:
+                mmhg = 400                       # occlusion
+            if phase_t == 1500:
+                air_nl, present = 150000, 1      # bubble
+            if 1700 <= phase_t < 1820:
+                hb_out = hb                       # heartbeat stops for 1.2 s
+                yield ("tick", (mmhg, air_nl, present, hb_out - 1000))
+                continue
+            yield ("tick", (mmhg, air_nl, present, hb))
+            if phase_t in (1100, 1600, 1900):
+                yield ("ack", (20, 0, hb))
+                yield ("start",)
+
+
+def run_against_host(elf, ticks_per_program=7000):
+    """Drive the emulated core and the cffi host build with the same workload.
+
+    Returns (instructions per tick, tick mismatches, final states identical, core)."""
+    from safety_core._sc_cffi import ffi, lib
+    core = EmulatedCore(elf, ffi.sizeof("sc_state_t"))
+    host = ffi.new("sc_state_t *")
+    h_in = ffi.new("sc_inputs_t *")
+    h_out = ffi.new("sc_output_t *")
+    h_prog = ffi.new("sc_program_t *")
+    assert core.init(15625) == 0 and lib.sc_init(host, 15625, ffi.NULL) == 0
+    counts = []
+    mismatches = 0
+    for item in workload(ticks_per_program=ticks_per_program):
+        kind = item[0]
+        if kind == "program":
+            core.pause()
+            lib.sc_pause(host)
+            words = item[1]
+            for name, v in zip(("rate_ul_per_h", "vtbi_ul", "kvo_ul_per_h",
+                                "hard_min_rate_ul_per_h", "hard_max_rate_ul_per_h",
+                                "occlusion_limit_mmhg", "bubble_limit_ul"), words):
+                setattr(h_prog, name, v)
+            assert core.load_program(words) == lib.sc_load_program(host, h_prog, ffi.NULL)
+            core.start()
+            lib.sc_start(host)
+        elif kind == "tick":
+            mmhg, air_nl, present, hb = item[1]
+            hb &= 0xFFFFFFFF
+            steps, faults, phase, n = core.tick(mmhg, air_nl, present, hb)
+            h_in.downstream_mmhg, h_in.air_nl, h_in.air_present = mmhg, air_nl, present
+            h_in.heartbeat = hb
+            h_steps = lib.sc_tick(host, h_in, h_out)
+            if (steps, faults, phase) != (h_steps, h_out.faults, h_out.phase):
+                mismatches += 1
+            counts.append(n)
+        elif kind == "ack":
+            mmhg, present, hb = item[1]
+            core.acknowledge(mmhg, present, hb)
+            h_in.downstream_mmhg, h_in.air_present, h_in.heartbeat = mmhg, present, hb
+            lib.sc_acknowledge(host, h_in)
+        elif kind == "start":
+            core.start()
+            lib.sc_start(host)
+    same_state = core.state_bytes() == bytes(ffi.buffer(host))
+    return counts, mismatches, same_state, core

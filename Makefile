@@ -95,6 +95,7 @@ sim: $(STAMP) $(CFFI_STAMP)
 bench: $(STAMP) toolchain $(CFFI_STAMP)
 	$(VPY) tests/bench/pt1_unicorn.py
 	$(VPY) tests/bench/pt2_sim_speed.py
+	$(VPY) tests/bench/pt8_heap.py
 
 trace: $(STAMP)
 	$(VPY) tests/trace.py

@@ -100,9 +100,14 @@ bench: $(STAMP) toolchain $(CFFI_STAMP)
 trace: $(STAMP)
 	$(VPY) tests/trace.py
 
-natmod:
-	@test -n "$(MPY_DIR)" || { echo "natmod: set MPY_DIR=<micropython source tree>"; exit 1; }
-	$(MAKE) -C safety_core/natmod ARCH=$(or $(ARCH),armv6m) MPY_DIR=$(abspath $(MPY_DIR))
+NATMOD_ARCH := $(or $(ARCH),armv6m)
+natmod: $(STAMP)
+	@test -n "$(MPY_DIR)" || { echo "natmod: set MPY_DIR=<micropython source tree> (1.29, mpy 6.3)"; exit 1; }
+	rm -rf safety_core/natmod/sc_native.mpy safety_core/natmod/build-$(NATMOD_ARCH)
+	$(MAKE) -C safety_core/natmod ARCH=$(NATMOD_ARCH) MPY_DIR=$(abspath $(MPY_DIR)) PYTHON=$(abspath $(VPY))
+	@mkdir -p build/natmod/$(NATMOD_ARCH)
+	mv safety_core/natmod/sc_native.mpy build/natmod/$(NATMOD_ARCH)/sc_native.mpy
+	@echo "built build/natmod/$(NATMOD_ARCH)/sc_native.mpy"
 
 clean:
 	rm -rf build out safety_core/_sc_cffi*.so

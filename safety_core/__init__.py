@@ -104,7 +104,8 @@ class ProgramRefused(CoreRefused):
                                                    format_quantity(limit, kind))
         else:
             text = _ERR_TEXT.get(code, "refused (code %d)" % code)
-        CoreRefused.__init__(self, code, "%s [%s]" % (text, api))
+        CoreRefused.__init__(self, code, text if field_id == FIELD_NONE else
+                             "%s [%s]" % (text, api))
         self.field = api
         self.field_id = field_id
         self.limit = limit

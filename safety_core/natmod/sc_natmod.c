@@ -1,0 +1,146 @@
+/*
+ * sc_natmod.c -- MicroPython native module `sc_native`: the device binding of
+ * the safety core.
+ *
+ * Owns only argument conversion.  The state lives in a Python bytearray of at
+ * least sizeof(sc_state_t) bytes owned by the caller (safety_core/native.py),
+ * so the core keeps no globals and the module needs no initialised data.
+ * Every function takes that buffer first.  Nothing here decides steps.
+ * The core is compiled into this translation unit (no second object path).
+ */
+#include "py/dynruntime.h"
+
+/* one translation unit: the core's object files land in this build only */
+#include "../src/safety_core.c"
+
+static sc_state_t *state_of(mp_obj_t buf_obj)
+{
+    mp_buffer_info_t info;
+    mp_get_buffer_raise(buf_obj, &info, MP_BUFFER_RW);
+    if (info.len < sizeof(sc_state_t)) {
+        mp_raise_ValueError(MP_ERROR_TEXT("state buffer too small"));
+    }
+    return (sc_state_t *)info.buf;
+}
+
+static uint32_t u32_of(mp_obj_t o)
+{
+    return (uint32_t)mp_obj_get_int(o);
+}
+
+static mp_obj_t refusal_or_none(uint32_t rc, const sc_refusal_t *why)
+{
+    if (rc == SC_OK) {
+        return mp_const_none;
+    }
+    mp_obj_t items[3] = {mp_obj_new_int_from_uint(why->code), mp_obj_new_int_from_uint(why->field),
+                         mp_obj_new_int_from_uint(why->limit)};
+    return mp_obj_new_tuple(3, items);
+}
+
+/* state_size() -> bytes the state buffer needs */
+static mp_obj_t nm_state_size(void)
+{
+    return mp_obj_new_int((mp_int_t)sizeof(sc_state_t));
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(nm_state_size_obj, nm_state_size);
+
+/* init(state, ustep_volume_pl) -> None | (code, field, limit) */
+static mp_obj_t nm_init(mp_obj_t state, mp_obj_t pl)
+{
+    sc_refusal_t why;
+    uint32_t rc = sc_init(state_of(state), u32_of(pl), &why);
+    return refusal_or_none(rc, &why);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(nm_init_obj, nm_init);
+
+/* load(state, rate, vtbi, kvo, hard_min, hard_max, occlusion, bubble) -> None | refusal */
+static mp_obj_t nm_load(size_t n_args, const mp_obj_t *args)
+{
+    sc_program_t p;
+    sc_refusal_t why;
+    (void)n_args;
+    p.rate_ul_per_h = u32_of(args[1]);
+    p.vtbi_ul = u32_of(args[2]);
+    p.kvo_ul_per_h = u32_of(args[3]);
+    p.hard_min_rate_ul_per_h = u32_of(args[4]);
+    p.hard_max_rate_ul_per_h = u32_of(args[5]);
+    p.occlusion_limit_mmhg = u32_of(args[6]);
+    p.bubble_limit_ul = u32_of(args[7]);
+    return refusal_or_none(sc_load_program(state_of(args[0]), &p, &why), &why);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(nm_load_obj, 8, 8, nm_load);
+
+/* start(state) -> code */
+static mp_obj_t nm_start(mp_obj_t state)
+{
+    return mp_obj_new_int_from_uint(sc_start(state_of(state)));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(nm_start_obj, nm_start);
+
+/* pause(state) */
+static mp_obj_t nm_pause(mp_obj_t state)
+{
+    sc_pause(state_of(state));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(nm_pause_obj, nm_pause);
+
+/* run(state, out, mmhg, air_nl, air_present, heartbeat, n_ticks) -> steps
+ * out: bytearray(16) receiving the sc_output_t. */
+static mp_obj_t nm_run(size_t n_args, const mp_obj_t *args)
+{
+    sc_inputs_t in;
+    mp_buffer_info_t out_info;
+    (void)n_args;
+    mp_get_buffer_raise(args[1], &out_info, MP_BUFFER_RW);
+    if (out_info.len < sizeof(sc_output_t)) {
+        mp_raise_ValueError(MP_ERROR_TEXT("output buffer too small"));
+    }
+    in.downstream_mmhg = (int32_t)mp_obj_get_int(args[2]);
+    in.air_nl = u32_of(args[3]);
+    in.air_present = u32_of(args[4]);
+    in.heartbeat = u32_of(args[5]);
+    sc_run(state_of(args[0]), &in, u32_of(args[6]), (sc_output_t *)out_info.buf);
+    return mp_obj_new_int_from_uint(((sc_output_t *)out_info.buf)->steps);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(nm_run_obj, 7, 7, nm_run);
+
+/* acknowledge(state, mmhg, air_present, heartbeat) -> faults still latched */
+static mp_obj_t nm_ack(size_t n_args, const mp_obj_t *args)
+{
+    sc_inputs_t in;
+    (void)n_args;
+    in.downstream_mmhg = (int32_t)mp_obj_get_int(args[1]);
+    in.air_nl = 0u;
+    in.air_present = u32_of(args[2]);
+    in.heartbeat = u32_of(args[3]);
+    return mp_obj_new_int_from_uint(sc_acknowledge(state_of(args[0]), &in));
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(nm_ack_obj, 4, 4, nm_ack);
+
+/* word(state, index) -> the index-th 32-bit word of the state (read-only view) */
+static mp_obj_t nm_word(mp_obj_t state, mp_obj_t index)
+{
+    const uint32_t *words = (const uint32_t *)state_of(state);
+    mp_int_t i = mp_obj_get_int(index);
+    if (i < 0 || (size_t)i >= sizeof(sc_state_t) / sizeof(uint32_t)) {
+        mp_raise_ValueError(MP_ERROR_TEXT("state word index out of range"));
+    }
+    return mp_obj_new_int_from_uint(words[i]);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(nm_word_obj, nm_word);
+
+mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args)
+{
+    MP_DYNRUNTIME_INIT_ENTRY
+    mp_store_global(MP_QSTR_state_size, MP_OBJ_FROM_PTR(&nm_state_size_obj));
+    mp_store_global(MP_QSTR_init, MP_OBJ_FROM_PTR(&nm_init_obj));
+    mp_store_global(MP_QSTR_load, MP_OBJ_FROM_PTR(&nm_load_obj));
+    mp_store_global(MP_QSTR_start, MP_OBJ_FROM_PTR(&nm_start_obj));
+    mp_store_global(MP_QSTR_pause, MP_OBJ_FROM_PTR(&nm_pause_obj));
+    mp_store_global(MP_QSTR_run, MP_OBJ_FROM_PTR(&nm_run_obj));
+    mp_store_global(MP_QSTR_acknowledge, MP_OBJ_FROM_PTR(&nm_ack_obj));
+    mp_store_global(MP_QSTR_word, MP_OBJ_FROM_PTR(&nm_word_obj));
+    MP_DYNRUNTIME_INIT_EXIT
+}

@@ -119,8 +119,10 @@ def _clamp(v, lo, hi):
 class _CffiCore:
     """The host build of the C core through cffi, with ReferenceCore's shape."""
 
-    def __init__(self):
-        from safety_core._sc_cffi import ffi, lib
+    def __init__(self, module=None):
+        if module is None:
+            from safety_core import _sc_cffi as module
+        ffi, lib = module.ffi, module.lib
         self._ffi = ffi
         self._lib = lib
         self._s = ffi.new("sc_state_t *")
@@ -240,8 +242,10 @@ def available_backends():
 class SafetyCore:
     """The safety core as the firmware sees it.  See docs/CONTRACTS.md."""
 
-    def __init__(self, ustep_volume_pl=15625, backend=None):
-        if backend is None:
+    def __init__(self, ustep_volume_pl=15625, backend=None, impl=None):
+        if impl is not None:
+            backend = backend or "custom"   # a prepared backend object (tests)
+        elif backend is None:
             impl = None
             for name in ("native", "cffi", "reference"):
                 try:

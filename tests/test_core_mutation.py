@@ -1,0 +1,83 @@
+"""The tests catch a broken C core: each mutant of safety_core.c must be detected.
+
+Each mutant changes one interlock or accounting rule (the SR it breaks is in its
+name), is compiled through cffi like the real build, and is driven against the
+pure-Python reference by the differential walk (tests/core_walk.py).  A mutant
+that survives means the differential tests could not see that bug.
+"""
+import importlib.util
+import os
+import sys
+
+import pytest
+
+import safety_core as sc
+from safety_core import _build_cffi
+from tests.core_walk import walk
+
+SOURCE = open(_build_cffi.SOURCE).read()
+
+MUTANTS = [
+    ("SR_CORE_1_range_check_off_by_one",
+     "    if (value > max) {", "    if (value > max + 1u) {"),
+    ("SR_CORE_1_rate_resolution_not_checked",
+     "        return refuse(why, SC_ERR_NOT_MULTIPLE, SC_FIELD_RATE, SC_RATE_STEP_UL_PER_H);",
+     "        (void)0;"),
+    ("accounting_fraction_carry_late",
+     "        s->acc += s->rate_rem;\n        if (s->acc >= s->step_cost) {",
+     "        s->acc += s->rate_rem;\n        if (s->acc > s->step_cost) {"),
+    ("SR_CORE_2_vtbi_overrun_by_one_step",
+     "            steps = left; /* never more than the VTBI (SR-CORE-2) */",
+     "            steps = left + 1u;"),
+    ("SR_CORE_2_kvo_rate_wrong",
+     "        steps = s->kvo_whole_steps;", "        steps = s->rate_whole_steps;"),
+    ("SR_CORE_3_debounce_one_tick_longer",
+     "if (s->occlusion_ticks >= SC_OCCLUSION_DEBOUNCE_TICKS)",
+     "if (s->occlusion_ticks > SC_OCCLUSION_DEBOUNCE_TICKS)"),
+    ("SR_CORE_3_threshold_inclusive",
+     "if (in->downstream_mmhg > (int32_t)s->program.occlusion_limit_mmhg) {\n        s->occlusion_ticks",
+     "if (in->downstream_mmhg >= (int32_t)s->program.occlusion_limit_mmhg) {\n        s->occlusion_ticks"),
+    ("SR_CORE_5_bubble_at_limit_missed",
+     "if (s->air_run_nl >= s->bubble_limit_nl)", "if (s->air_run_nl > s->bubble_limit_nl)"),
+    ("SR_CORE_5_window_never_expires",
+     "        s->air_window_nl -= s->air_bucket_nl[s->air_bucket_index];",
+     "        s->air_window_nl -= 0u;"),
+    ("SR_CORE_7_heartbeat_timeout_too_long",
+     "if (s->heartbeat_age_ticks > SC_HEARTBEAT_TIMEOUT_TICKS)",
+     "if (s->heartbeat_age_ticks > SC_HEARTBEAT_TIMEOUT_TICKS + 50u)"),
+    ("SR_CORE_8_fault_not_latched",
+     "        s->faults |= found;", "        s->faults = found;"),
+    ("SR_CORE_8_ack_clears_with_cause_present",
+     "        in->downstream_mmhg <= (int32_t)s->program.occlusion_limit_mmhg) {",
+     "        in->downstream_mmhg <= (int32_t)s->program.occlusion_limit_mmhg + 100) {"),
+    ("SR_CORE_8_ack_restarts_motor",
+     "    if ((s->faults & SC_FAULT_HEARTBEAT) != 0u && in->heartbeat != s->last_heartbeat) {",
+     "    if (s->faults == 0u && s->phase == SC_PHASE_PAUSED) {\n        s->phase = SC_PHASE_RUNNING;\n    }\n"
+     "    if ((s->faults & SC_FAULT_HEARTBEAT) != 0u && in->heartbeat != s->last_heartbeat) {"),
+]
+
+
+def build_core(tmp_path, name, source_text):
+    src = tmp_path / ("%s.c" % name)
+    src.write_text(source_text)
+    so = _build_cffi.build(name, str(tmp_path), source=str(src),
+                           tmp_dir=str(tmp_path / ("build_" + name)))
+    spec = importlib.util.spec_from_file_location(name, so)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return sc.SafetyCore(15625, impl=sc._CffiCore(module))
+
+
+def test_unmutated_build_agrees_with_reference(tmp_path):
+    core = build_core(tmp_path, "_sc_original", SOURCE)
+    passed, failed, first = walk(core, sc.SafetyCore(15625, backend="reference"))
+    assert failed == 0, first
+
+
+@pytest.mark.parametrize("name,original,mutated", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_mutant_is_detected(tmp_path, name, original, mutated):
+    assert SOURCE.count(original) == 1, "mutation site for %s changed in safety_core.c" % name
+    core = build_core(tmp_path, "_sc_mut_" + name, SOURCE.replace(original, mutated))
+    passed, failed, first = walk(core, sc.SafetyCore(15625, backend="reference"),
+                                 stop_at_first=True)
+    assert failed > 0, "mutant %s survived the differential walk" % name

@@ -8,6 +8,7 @@ a directory), ``QueueServicePort`` (in-memory) and ``StdioServicePort``
 (stdin/stdout, for the virtual pump on a pseudo-terminal).
 """
 import hal
+from hal.devices import AdcPressureSensor
 from hal.sim import board_sim
 from hal.sim.storage import RamStorage, PosixStorage  # noqa: F401
 from hal.sim.serial import QueueServicePort, StdioServicePort  # noqa: F401
@@ -37,25 +38,6 @@ class SimEncoder(hal.Encoder):
 
     def count(self):
         return self.world.encoder_count
-
-
-class SimPressureSensor(hal.PressureSensor):
-    """ADC code from the world, calibrated with the board constants."""
-
-    def __init__(self, read_adc, board):
-        self.read_adc = read_adc
-        self.offset = board.PRESSURE_ADC_OFFSET
-        self.num = board.PRESSURE_MMHG_PER_COUNT_NUM
-        self.den = board.PRESSURE_MMHG_PER_COUNT_DEN
-        self.last_raw = 0
-
-    def read_raw(self):
-        self.last_raw = self.read_adc()
-        return self.last_raw
-
-    def read_mmhg(self):
-        raw = self.read_raw()
-        return (raw - self.offset) * self.num // self.den
 
 
 class SimAirSensor(hal.AirSensor):
@@ -199,8 +181,8 @@ def make_sim_hal(world, cycle_ms=1000, service_port=None, storage=None):
         board=board,
         stepper=SimStepper(world),
         encoder=SimEncoder(world, board.ENCODER_PULSES_PER_REV),
-        pressure_down=SimPressureSensor(world.pressure_adc_down, board),
-        pressure_up=SimPressureSensor(world.pressure_adc_up, board),
+        pressure_down=AdcPressureSensor(world.pressure_adc_down, board),
+        pressure_up=AdcPressureSensor(world.pressure_adc_up, board),
         air=SimAirSensor(world),
         door=SimDoor(world),
         battery=SimBattery(world),

@@ -6,9 +6,8 @@ and raises OSError, as a brown-out would), so tests can prove that a log or
 library survives a power cut at any byte.  ``PosixStorage`` keeps real files
 in a directory (the virtual pump).  Both follow the ``hal.Storage`` interface.
 """
-import os
-
 import hal
+from hal.vfs_storage import FileStorage
 
 EIO = 5
 
@@ -132,37 +131,5 @@ class RamStorage(hal.Storage):
         return sorted(self.files)
 
 
-class PosixStorage(hal.Storage):
-    """Files in a host directory (works under CPython and MicroPython unix)."""
-
-    def __init__(self, directory):
-        self.directory = directory
-        try:
-            os.mkdir(directory)
-        except OSError:
-            pass
-
-    def _path(self, name):
-        return self.directory + "/" + name
-
-    def open(self, name, mode="rb"):
-        return open(self._path(name), mode)
-
-    def exists(self, name):
-        try:
-            os.stat(self._path(name))
-            return True
-        except OSError:
-            return False
-
-    def size(self, name):
-        return os.stat(self._path(name))[6]
-
-    def remove(self, name):
-        os.remove(self._path(name))
-
-    def rename(self, old, new):
-        os.rename(self._path(old), self._path(new))
-
-    def listdir(self):
-        return sorted(os.listdir(self.directory))
+class PosixStorage(FileStorage):
+    """Files in a host directory (the virtual pump); see hal/vfs_storage.py."""

@@ -1,0 +1,250 @@
+"""Device drivers shared by the MicroPython board backends (rp2040, esp32).
+
+Owns the HAL behaviour that is the same on every board: pressure calibration,
+encoder and air-detector pin IRQs, key debouncing, buzzer, LEDs, SSD1306 text,
+RTC clock with a non-wrapping millisecond counter, watchdog.  Each class is
+handed ``machine`` objects (Pin, ADC, PWM, I2C, RTC, WDT) by the board backend
+and never imports ``machine`` itself, so the logic is portable and testable
+with fakes on the host.
+"""
+import time
+
+import hal
+
+try:
+    from time import ticks_ms as _ticks_ms, ticks_diff as _ticks_diff, ticks_us as _ticks_us
+except ImportError:  # CPython (host tests with fakes)
+    def _ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def _ticks_us():
+        return int(time.monotonic() * 1000000)
+
+    def _ticks_diff(a, b):
+        return a - b
+
+
+class AdcPressureSensor(hal.PressureSensor):
+    """12-bit ADC code -> mmHg with the board's offset and rational gain."""
+
+    def __init__(self, read_adc, board):
+        self.read_adc = read_adc
+        self.offset = board.PRESSURE_ADC_OFFSET
+        self.num = board.PRESSURE_MMHG_PER_COUNT_NUM
+        self.den = board.PRESSURE_MMHG_PER_COUNT_DEN
+        self.last_raw = 0
+
+    def read_raw(self):
+        self.last_raw = self.read_adc()
+        return self.last_raw
+
+    def read_mmhg(self):
+        return (self.read_raw() - self.offset) * self.num // self.den
+
+
+class IrqEncoder(hal.Encoder):
+    """Counts rising edges of the cam-shaft sensor in a pin IRQ."""
+
+    def __init__(self, pin, pulses_per_rev):
+        self.pulses_per_rev = pulses_per_rev
+        self.pulses = 0
+        pin.irq(handler=self._edge, trigger=pin.IRQ_RISING)
+
+    def _edge(self, pin):
+        self.pulses += 1
+
+    def count(self):
+        return self.pulses
+
+
+class EdgeAirSensor(hal.AirSensor):
+    """Ultrasonic detector on a pin: air volume = pumped volume while the output was high.
+
+    Both edges are time-stamped in an IRQ; at each ``take_air_nl`` the fraction of
+    the elapsed time the output was high is applied to the microsteps issued
+    since the previous call (the step generator spreads them evenly)."""
+
+    def __init__(self, out_pin, test_pin, stepper, ustep_volume_pl):
+        self.out = out_pin
+        self.test = test_pin
+        self.stepper = stepper
+        self.ustep_volume_pl = ustep_volume_pl
+        self.high_us = 0
+        self.rise_us = None
+        self.last_us = _ticks_us()
+        self.last_steps = stepper.steps_issued()
+        out_pin.irq(handler=self._edge, trigger=out_pin.IRQ_RISING | out_pin.IRQ_FALLING)
+
+    def _edge(self, pin):
+        now = _ticks_us()
+        if pin.value():
+            self.rise_us = now
+        elif self.rise_us is not None:
+            self.high_us += _ticks_diff(now, self.rise_us)
+            self.rise_us = None
+
+    def air_present(self):
+        return self.out.value() == 1
+
+    def take_air_nl(self):
+        now = _ticks_us()
+        high = self.high_us
+        if self.rise_us is not None:             # still in a bubble: count up to now
+            high += _ticks_diff(now, self.rise_us)
+            self.rise_us = now
+        self.high_us = 0
+        elapsed = _ticks_diff(now, self.last_us)
+        self.last_us = now
+        steps = self.stepper.steps_issued()
+        moved = steps - self.last_steps
+        self.last_steps = steps
+        if high <= 0 or elapsed <= 0 or moved <= 0:
+            return 0
+        if high > elapsed:
+            high = elapsed
+        return moved * self.ustep_volume_pl * high // elapsed // 1000
+
+    def self_test(self):
+        """Drive the test input: the output must follow it both ways."""
+        self.test.value(1)
+        time.sleep_ms(2) if hasattr(time, "sleep_ms") else time.sleep(0.002)
+        seen_air = self.out.value() == 1
+        self.test.value(0)
+        time.sleep_ms(2) if hasattr(time, "sleep_ms") else time.sleep(0.002)
+        return seen_air and self.out.value() == 0
+
+
+class PinDoor(hal.DoorSensor):
+    def __init__(self, latch_pin, cassette_pins):
+        self.latch = latch_pin
+        self.cassette_pins = cassette_pins
+
+    def closed(self):
+        return self.latch.value() == 0
+
+    def cassette_type(self):
+        code = 0
+        for i, pin in enumerate(self.cassette_pins):
+            if pin.value() == 0:
+                code |= 1 << i
+        return code
+
+
+class DebouncedButtons(hal.Buttons):
+    """A press counts once, when a key has read pressed on two consecutive polls."""
+
+    def __init__(self, keys):
+        self.keys = keys                 # [(mask, pin)], pressed = pin low
+        self.stable = 0
+        self.previous_raw = 0
+
+    def poll(self):
+        raw = 0
+        for mask, pin in self.keys:
+            if pin.value() == 0:
+                raw |= mask
+        confirmed = raw & self.previous_raw          # pressed on two polls in a row
+        pressed = confirmed & ~self.stable
+        self.stable = (self.stable & raw) | confirmed
+        self.previous_raw = raw
+        return pressed
+
+
+class PwmBuzzer(hal.Buzzer):
+    def __init__(self, pwm):
+        self.pwm = pwm
+        self.on = False
+        pwm.duty_u16(0)
+
+    def tone(self, freq_hz, volume_pct):
+        self.pwm.freq(freq_hz)
+        self.pwm.duty_u16(volume_pct * 32767 // 100)
+        self.on = True
+
+    def off(self):
+        self.pwm.duty_u16(0)
+        self.on = False
+
+    def is_on(self):
+        return self.on
+
+
+class PinLeds(hal.Leds):
+    def __init__(self, red, amber, green):
+        self.pins = (red, amber, green)
+
+    def set(self, red, amber, green):
+        self.pins[0].value(1 if red else 0)
+        self.pins[1].value(1 if amber else 0)
+        self.pins[2].value(1 if green else 0)
+
+
+class Ssd1306Display(hal.Display):
+    """128x64 SSD1306 over I2C, text only (8 lines x 16 characters of 8x8 font)."""
+
+    _INIT = (0xAE, 0x20, 0x00, 0x40, 0xA1, 0xA8, 63, 0xC8, 0xD3, 0x00, 0xDA, 0x12,
+             0xD5, 0x80, 0xD9, 0xF1, 0xDB, 0x30, 0x81, 0xFF, 0xA4, 0xA6, 0x8D, 0x14, 0xAF)
+
+    def __init__(self, i2c, addr):
+        import framebuf
+        self.i2c = i2c
+        self.addr = addr
+        self.buf = bytearray(128 * 64 // 8)
+        self.fb = framebuf.FrameBuffer(self.buf, 128, 64, framebuf.MONO_VLSB)
+        self.cmd = bytearray(2)
+        for c in self._INIT:
+            self._command(c)
+
+    def _command(self, c):
+        self.cmd[0] = 0x80
+        self.cmd[1] = c
+        self.i2c.writeto(self.addr, self.cmd)
+
+    def show(self, lines):
+        self.fb.fill(0)
+        for i, line in enumerate(lines[:8]):
+            self.fb.text(line, 0, i * 8, 1)
+        for c in (0x21, 0, 127, 0x22, 0, 7):
+            self._command(c)
+        self.i2c.writevto(self.addr, (b"\x40", self.buf))
+
+
+class RtcClock(hal.Clock):
+    """Monotonic ms that never wraps (ticks_ms wraps after ~12 days) and the RTC."""
+
+    def __init__(self, rtc):
+        self.rtc = rtc
+        self.last_raw = _ticks_ms()
+        self.ms = 0
+
+    def ticks_ms(self):
+        raw = _ticks_ms()
+        self.ms += _ticks_diff(raw, self.last_raw)
+        self.last_raw = raw
+        return self.ms
+
+    def rtc_s(self):
+        return int(time.time())
+
+    def set_rtc_s(self, seconds):
+        t = time.gmtime(seconds)
+        self.rtc.datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
+
+    def sleep_ms(self, ms):
+        time.sleep_ms(ms)
+
+
+class WdtWatchdog(hal.Watchdog):
+    """machine.WDT: cannot be stopped once started."""
+
+    def __init__(self, wdt_class):
+        self.wdt_class = wdt_class
+        self.wdt = None
+
+    def start(self, timeout_ms):
+        if self.wdt is None:
+            self.wdt = self.wdt_class(timeout=timeout_ms)
+
+    def feed(self):
+        if self.wdt is not None:
+            self.wdt.feed()

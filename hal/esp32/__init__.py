@@ -1,0 +1,119 @@
+"""ESP32 backend of the HAL (second platform, ESP32-S3-DevKitC-1 reference wiring).
+
+Owns the ESP32 specifics: the step train from LEDC PWM gated by a one-shot
+timer, ADC1 with 11 dB attenuation, the service port on UART1.  Shared drivers
+come from ``hal.devices``.  Limitation: the PWM+timer step train may be off by
+one pulse per period (no PIO on the ESP32); the encoder cross-check of
+SR-CORE-6 (later issue) bounds the resulting volume error.  Device code, only
+runs on the board.
+"""
+import machine
+from machine import ADC, I2C, PWM, Pin, Timer, UART
+
+import hal
+from hal.devices import (AdcPressureSensor, DebouncedButtons, EdgeAirSensor, IrqEncoder,
+                         PinDoor, PinLeds, PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog)
+from hal.esp32 import board_devkit as board
+from hal.vfs_storage import FileStorage
+
+
+class PwmTimerStepper(hal.Stepper):
+    """``steps`` pulses at steps/period frequency, stopped by a one-shot timer."""
+
+    def __init__(self):
+        self.en = Pin(board.PIN_EN, Pin.OUT, value=1)
+        self.dir = Pin(board.PIN_DIR, Pin.OUT, value=0)
+        self.pin = Pin(board.PIN_STEP, Pin.OUT, value=0)
+        self.pwm = None
+        self.timer = Timer(0)
+        self.issued = 0
+        self.enabled = False
+
+    def enable(self, on):
+        self.enabled = bool(on)
+        self.en.value(0 if on else 1)
+        if not on:
+            self._stop(None)
+
+    def _stop(self, _t):
+        if self.pwm is not None:
+            self.pwm.deinit()
+            self.pwm = None
+            self.pin.value(0)
+
+    def move(self, steps, period_ms):
+        if steps <= 0 or not self.enabled:
+            return
+        freq = steps * 1000 // period_ms
+        if freq < 1:
+            freq = 1
+        self.pwm = PWM(self.pin, freq=freq, duty_u16=32768)
+        self.timer.init(mode=Timer.ONE_SHOT, period=period_ms, callback=self._stop)
+        self.issued += steps
+
+    def steps_issued(self):
+        return self.issued
+
+
+class UartServicePort(hal.ServicePort):
+    def __init__(self, uart):
+        self.uart = uart
+
+    def read(self, max_bytes):
+        data = self.uart.read(max_bytes)
+        return data if data else b""
+
+    def write(self, data):
+        self.uart.write(data)
+
+
+def _adc(pin):
+    a = ADC(Pin(pin))
+    a.atten(ADC.ATTN_11DB)
+    return a
+
+
+class _AdcBattery(hal.Battery):
+    def __init__(self):
+        self.adc = _adc(board.PIN_ADC_BATTERY)
+        self.stat = Pin(board.PIN_CHARGER_STAT, Pin.IN, Pin.PULL_UP)
+
+    def voltage_mv(self):
+        return self.adc.read_uv() * board.BATTERY_DIVIDER // 1000
+
+    def charging(self):
+        return self.stat.value() == 0
+
+
+def make_hal():
+    """The Hal of an ESP32-S3 reference pump."""
+    stepper = PwmTimerStepper()
+    down = _adc(board.PIN_ADC_PRESSURE_DOWN)
+    up = _adc(board.PIN_ADC_PRESSURE_UP)
+    key_pins = ((hal.KEY_RUN_STOP, board.PIN_KEY_RUN_STOP), (hal.KEY_SELECT, board.PIN_KEY_SELECT),
+                (hal.KEY_BOLUS, board.PIN_KEY_BOLUS), (hal.KEY_UP, board.PIN_KEY_UP),
+                (hal.KEY_DOWN, board.PIN_KEY_DOWN), (hal.KEY_SILENCE, board.PIN_KEY_SILENCE))
+    return hal.Hal(
+        board=board,
+        stepper=stepper,
+        encoder=IrqEncoder(Pin(board.PIN_ENCODER, Pin.IN), board.ENCODER_PULSES_PER_REV),
+        pressure_down=AdcPressureSensor(lambda: down.read_u16() >> 4, board),
+        pressure_up=AdcPressureSensor(lambda: up.read_u16() >> 4, board),
+        air=EdgeAirSensor(Pin(board.PIN_AIR_OUT, Pin.IN), Pin(board.PIN_AIR_TEST, Pin.OUT, value=0),
+                          stepper, board.USTEP_VOLUME_PL),
+        door=PinDoor(Pin(board.PIN_DOOR, Pin.IN, Pin.PULL_UP),
+                     (Pin(board.PIN_CASSETTE_0, Pin.IN, Pin.PULL_UP),)),
+        battery=_AdcBattery(),
+        buttons=DebouncedButtons([(mask, Pin(p, Pin.IN, Pin.PULL_UP)) for mask, p in key_pins]),
+        buzzer=PwmBuzzer(PWM(Pin(board.PIN_BUZZER))),
+        leds=PinLeds(Pin(board.PIN_LED_RED, Pin.OUT), Pin(board.PIN_LED_AMBER, Pin.OUT),
+                     Pin(board.PIN_LED_GREEN, Pin.OUT)),
+        display=Ssd1306Display(I2C(0, sda=Pin(board.PIN_I2C_SDA), scl=Pin(board.PIN_I2C_SCL)),
+                               board.DISPLAY_ADDR),
+        storage=FileStorage("/data"),
+        clock=RtcClock(machine.RTC()),
+        watchdog=WdtWatchdog(machine.WDT),
+        service_port=UartServicePort(UART(board.UART_ID, baudrate=board.UART_BAUD,
+                                          tx=board.PIN_UART_TX, rx=board.PIN_UART_RX,
+                                          timeout=0)),
+    )

@@ -248,3 +248,26 @@ class WdtWatchdog(hal.Watchdog):
     def feed(self):
         if self.wdt is not None:
             self.wdt.feed()
+
+
+KEY_PIN_NAMES = (("KEY_RUN_STOP", "PIN_KEY_RUN_STOP"), ("KEY_SELECT", "PIN_KEY_SELECT"),
+                 ("KEY_BOLUS", "PIN_KEY_BOLUS"), ("KEY_UP", "PIN_KEY_UP"),
+                 ("KEY_DOWN", "PIN_KEY_DOWN"), ("KEY_SILENCE", "PIN_KEY_SILENCE"))
+
+
+def pin_parts(board, Pin, stepper, cassette_pins):
+    """The parts every board wires the same way, on plain GPIO pins, as Hal keywords."""
+    keys = [(getattr(hal, key), Pin(getattr(board, pin), Pin.IN, Pin.PULL_UP))
+            for key, pin in KEY_PIN_NAMES]
+    return {
+        "encoder": IrqEncoder(Pin(board.PIN_ENCODER, Pin.IN), board.ENCODER_PULSES_PER_REV),
+        "air": EdgeAirSensor(Pin(board.PIN_AIR_OUT, Pin.IN),
+                             Pin(board.PIN_AIR_TEST, Pin.OUT, value=0), stepper,
+                             board.USTEP_VOLUME_PL),
+        "door": PinDoor(Pin(board.PIN_DOOR, Pin.IN, Pin.PULL_UP),
+                        tuple(Pin(getattr(board, name), Pin.IN, Pin.PULL_UP)
+                              for name in cassette_pins)),
+        "buttons": DebouncedButtons(keys),
+        "leds": PinLeds(Pin(board.PIN_LED_RED, Pin.OUT), Pin(board.PIN_LED_AMBER, Pin.OUT),
+                        Pin(board.PIN_LED_GREEN, Pin.OUT)),
+    }

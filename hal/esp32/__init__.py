@@ -11,8 +11,8 @@ import machine
 from machine import ADC, I2C, PWM, Pin, Timer, UART
 
 import hal
-from hal.devices import (AdcPressureSensor, DebouncedButtons, EdgeAirSensor, IrqEncoder,
-                         PinDoor, PinLeds, PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog)
+from hal.devices import (AdcPressureSensor, PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog,
+                         pin_parts)
 from hal.esp32 import board_devkit as board
 from hal.vfs_storage import FileStorage
 
@@ -90,24 +90,13 @@ def make_hal():
     stepper = PwmTimerStepper()
     down = _adc(board.PIN_ADC_PRESSURE_DOWN)
     up = _adc(board.PIN_ADC_PRESSURE_UP)
-    key_pins = ((hal.KEY_RUN_STOP, board.PIN_KEY_RUN_STOP), (hal.KEY_SELECT, board.PIN_KEY_SELECT),
-                (hal.KEY_BOLUS, board.PIN_KEY_BOLUS), (hal.KEY_UP, board.PIN_KEY_UP),
-                (hal.KEY_DOWN, board.PIN_KEY_DOWN), (hal.KEY_SILENCE, board.PIN_KEY_SILENCE))
     return hal.Hal(
         board=board,
         stepper=stepper,
-        encoder=IrqEncoder(Pin(board.PIN_ENCODER, Pin.IN), board.ENCODER_PULSES_PER_REV),
         pressure_down=AdcPressureSensor(lambda: down.read_u16() >> 4, board),
         pressure_up=AdcPressureSensor(lambda: up.read_u16() >> 4, board),
-        air=EdgeAirSensor(Pin(board.PIN_AIR_OUT, Pin.IN), Pin(board.PIN_AIR_TEST, Pin.OUT, value=0),
-                          stepper, board.USTEP_VOLUME_PL),
-        door=PinDoor(Pin(board.PIN_DOOR, Pin.IN, Pin.PULL_UP),
-                     (Pin(board.PIN_CASSETTE_0, Pin.IN, Pin.PULL_UP),)),
         battery=_AdcBattery(),
-        buttons=DebouncedButtons([(mask, Pin(p, Pin.IN, Pin.PULL_UP)) for mask, p in key_pins]),
         buzzer=PwmBuzzer(PWM(Pin(board.PIN_BUZZER))),
-        leds=PinLeds(Pin(board.PIN_LED_RED, Pin.OUT), Pin(board.PIN_LED_AMBER, Pin.OUT),
-                     Pin(board.PIN_LED_GREEN, Pin.OUT)),
         display=Ssd1306Display(I2C(0, sda=Pin(board.PIN_I2C_SDA), scl=Pin(board.PIN_I2C_SCL)),
                                board.DISPLAY_ADDR),
         storage=FileStorage("/data"),
@@ -116,4 +105,5 @@ def make_hal():
         service_port=UartServicePort(UART(board.UART_ID, baudrate=board.UART_BAUD,
                                           tx=board.PIN_UART_TX, rx=board.PIN_UART_RX,
                                           timeout=0)),
+        **pin_parts(board, Pin, stepper, ("PIN_CASSETTE_0",))
     )

@@ -12,8 +12,8 @@ import rp2
 from machine import ADC, I2C, PWM, Pin
 
 import hal
-from hal.devices import (AdcPressureSensor, DebouncedButtons, EdgeAirSensor, IrqEncoder,
-                         PinDoor, PinLeds, PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog)
+from hal.devices import (AdcPressureSensor, PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog,
+                         pin_parts)
 from hal.rp2040 import board_pico as board
 from hal.stdio_port import StdioServicePort
 from hal.vfs_storage import FileStorage
@@ -78,34 +78,22 @@ class Rp2UsbPort(StdioServicePort):
 def make_hal():
     """The Hal of a Pico reference pump."""
     stepper = PioStepper()
-    key_pins = ((hal.KEY_RUN_STOP, board.PIN_KEY_RUN_STOP), (hal.KEY_SELECT, board.PIN_KEY_SELECT),
-                (hal.KEY_BOLUS, board.PIN_KEY_BOLUS), (hal.KEY_UP, board.PIN_KEY_UP),
-                (hal.KEY_DOWN, board.PIN_KEY_DOWN), (hal.KEY_SILENCE, board.PIN_KEY_SILENCE))
     return hal.Hal(
         board=board,
         stepper=stepper,
-        encoder=IrqEncoder(Pin(board.PIN_ENCODER, Pin.IN, Pin.PULL_UP),
-                           board.ENCODER_PULSES_PER_REV),
         pressure_down=AdcPressureSensor(lambda a=ADC(board.ADC_PRESSURE_DOWN): a.read_u16() >> 4,
                                         board),
         pressure_up=AdcPressureSensor(lambda a=ADC(board.ADC_PRESSURE_UP): a.read_u16() >> 4,
                                       board),
-        air=EdgeAirSensor(Pin(board.PIN_AIR_OUT, Pin.IN), Pin(board.PIN_AIR_TEST, Pin.OUT, value=0),
-                          stepper, board.USTEP_VOLUME_PL),
-        door=PinDoor(Pin(board.PIN_DOOR, Pin.IN, Pin.PULL_UP),
-                     (Pin(board.PIN_CASSETTE_0, Pin.IN, Pin.PULL_UP),
-                      Pin(board.PIN_CASSETTE_1, Pin.IN, Pin.PULL_UP))),
         battery=_VsysBattery(),
-        buttons=DebouncedButtons([(mask, Pin(p, Pin.IN, Pin.PULL_UP)) for mask, p in key_pins]),
         buzzer=PwmBuzzer(PWM(Pin(board.PIN_BUZZER))),
-        leds=PinLeds(Pin(board.PIN_LED_RED, Pin.OUT), Pin(board.PIN_LED_AMBER, Pin.OUT),
-                     Pin(board.PIN_LED_GREEN, Pin.OUT)),
         display=Ssd1306Display(I2C(board.I2C_ID, sda=Pin(board.PIN_I2C_SDA),
                                    scl=Pin(board.PIN_I2C_SCL)), board.DISPLAY_ADDR),
         storage=FileStorage("/data"),
         clock=RtcClock(machine.RTC()),
         watchdog=WdtWatchdog(machine.WDT),
         service_port=Rp2UsbPort(),
+        **pin_parts(board, Pin, stepper, ("PIN_CASSETTE_0", "PIN_CASSETTE_1"))
     )
 
 

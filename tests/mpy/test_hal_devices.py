@@ -89,3 +89,31 @@ def test_buzzer_and_leds_drive_outputs():
     r, a, g = FakePin(0), FakePin(0), FakePin(0)
     devices.PinLeds(r, a, g).set(True, False, True)
     assert (r.v, a.v, g.v) == (1, 0, 1)
+
+
+def test_pin_parts_wires_every_gpio_part_from_the_board_file():
+    class Pin(FakePin):
+        IN = 0
+        OUT = 1
+        PULL_UP = 2
+
+        def __init__(self, number, mode=0, pull=None, value=1):
+            FakePin.__init__(self, 1 if value is None else value)
+            self.number = number
+
+    class board_pico:            # the names a board file must define for pin_parts
+        USTEP_VOLUME_PL = 15625
+        ENCODER_PULSES_PER_REV = 1
+        PIN_ENCODER, PIN_AIR_OUT, PIN_AIR_TEST, PIN_DOOR = 5, 6, 7, 8
+        PIN_CASSETTE_0, PIN_CASSETTE_1 = 9, 10
+        PIN_KEY_RUN_STOP, PIN_KEY_SELECT, PIN_KEY_BOLUS = 11, 12, 13
+        PIN_KEY_UP, PIN_KEY_DOWN, PIN_KEY_SILENCE = 14, 15, 16
+        PIN_LED_RED, PIN_LED_AMBER, PIN_LED_GREEN = 18, 19, 20
+
+    class Stepper:
+        def steps_issued(self):
+            return 0
+    parts = devices.pin_parts(board_pico, Pin, Stepper(), ("PIN_CASSETTE_0", "PIN_CASSETTE_1"))
+    assert sorted(parts) == ["air", "buttons", "door", "encoder", "leds"]
+    assert [pin.number for _, pin in parts["buttons"].keys] == [11, 12, 13, 14, 15, 16]
+    assert parts["door"].latch.number == board_pico.PIN_DOOR

@@ -101,6 +101,11 @@ def report_text(result):
                 a["priority"], a["name"], a["raised_s"], after, cleared))
     else:
         lines.append("Alarms: none")
+    for bolus in result.get("release_bolus_ul", []):
+        if bolus is not None:
+            lines.append("Bolus released when the occlusion cleared: %.3f mL "
+                         "(SR-CORE-4 target <= 0.100 mL; motor back-off is a later issue)"
+                         % (bolus / 1000.0))
     lines.append("Event log: %d records" % result["log_records"])
     return "\n".join(lines)
 

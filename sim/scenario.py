@@ -97,14 +97,25 @@ def run_scenario(name, trace_every_s=None, cycle_ms=1000, seed=1):
     alarm_log = []          # [alarm_id, name, priority, raised_s, cleared_s]
     open_alarms = {}
     seen = set()
+    releases = []           # [t_s, patient_ul at release, steps at release, released_ul]
     for i in range(cycles):
         t_s = i * cycle_ms // 1000
         while next_event < len(events) and events[next_event][0] <= t_s:
             _, kind, arg = events[next_event]
             _apply_event(app, world, kind, arg)
+            if kind == CLAMP and not arg:
+                releases.append([t_s, world.delivered_to_patient_ul, world.steps_total, None])
             next_event += 1
         app.cycle()
+        before_ul = world.delivered_to_patient_ul
         world.advance(cycle_ms)
+        for rel in releases:
+            # the bolus on release: what reaches the patient before the pump moves again
+            if rel[3] is None:
+                if world.steps_total != rel[2]:
+                    rel[3] = before_ul - rel[1]
+                elif t_s - rel[0] >= 300:
+                    rel[3] = world.delivered_to_patient_ul - rel[1]
         active = app.alarms.active
         if len(active) != len(seen) or any(a not in seen for a in active):
             for alarm_id in active:
@@ -150,6 +161,7 @@ def run_scenario(name, trace_every_s=None, cycle_ms=1000, seed=1):
         "pumped_ul": world.pumped_ul,
         "patient_ul": world.delivered_to_patient_ul,
         "alarms": alarms_out,
+        "release_bolus_ul": [r[3] for r in releases],
         "log_records": app.log.last_seq,
         "trace_columns": ["t_s", "pumped_ul", "patient_ul", "downstream_mmhg",
                           "flow_ml_per_h", "core_nl"],

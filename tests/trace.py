@@ -39,6 +39,9 @@ def test_refs():
 
 def main():
     ids = spec_ids()
+    if not ids:
+        print("no requirement ids found: SPEC.md expected at %s" % SPEC)
+        return 1
     refs = test_refs()
     missing = []
     for rid in ids:

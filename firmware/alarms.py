@@ -112,6 +112,13 @@ class AlarmManager:
         if rule == CLEAR_CAUSE_GONE or (rule == CLEAR_ON_ACK and entry[1]):
             self._clear(alarm_id)
 
+    def supersede(self, alarm_id):
+        """Clear an event alarm whose subject no longer exists (a new program
+        replaces a completed one).  Logged as an acknowledge and a clear."""
+        if alarm_id in self.active:
+            self.log.append(events.ALARM_ACKNOWLEDGED, alarm_id, 1)
+            self._clear(alarm_id)
+
     def acknowledge(self):
         """Acknowledge every active alarm; those whose cause is gone clear."""
         for alarm_id in list(self.active):

@@ -105,6 +105,9 @@ class PumpApp:
         self.program = (rate_ul_per_h, vtbi_ul, kvo_ul_per_h, occlusion_limit_mmhg,
                         bubble_limit_ul)
         self.log.append(events.THERAPY_PROGRAMMED, rate_ul_per_h, vtbi_ul)
+        # the completed infusion those alarms announced is replaced by this one
+        self.alarms.supersede(al.INFUSION_COMPLETE)
+        self.alarms.supersede(al.INFUSION_COMPLETE_KVO)
         self.last_phase = self.core.phase
 
     def start(self):
@@ -149,12 +152,13 @@ class PumpApp:
     def _blocking_alarm(self):
         for alarm_id in self.alarms.active:
             entry = al.TABLE.get(alarm_id)
-            if entry and entry[2] and alarm_id not in (al.INFUSION_COMPLETE,):
+            if entry and entry[2]:
                 return alarm_id
         return 0
 
     def _on_stopped(self):
-        self.hal.stepper.move(0, self.cycle_ms)
+        # The core has already cut this cycle's steps at the stopping tick; steps
+        # commanded before it were counted as delivered, so they are not cancelled.
         self.paused_since_ms = self.now_ms()
 
     # ---- the control cycle -----------------------------------------------------

@@ -24,7 +24,7 @@ RV_CC := riscv64-unknown-elf-gcc
 RV_FLAGS := -march=rv32imc -mabi=ilp32 -Os $(FREESTANDING)
 DEBIAN_PKGS := gcc-arm-none-eabi gcc-riscv64-unknown-elf cppcheck
 
-.PHONY: all setup toolchain cffi c-checks c-host c-cross c-cppcheck c-sanitize test sim bench trace natmod clean
+.PHONY: all setup toolchain cffi c-checks c-host c-cross c-cppcheck c-sanitize typecheck test sim bench trace natmod clean
 
 all: test
 
@@ -84,8 +84,12 @@ c-sanitize:
 
 c-checks: c-host c-cross c-cppcheck c-sanitize
 
+# device code against the MicroPython port stubs (rp2, esp32)
+typecheck: $(STAMP)
+	$(VPY) tests/typecheck_devices.py
+
 # ---- the two commands ----------------------------------------------------------------
-test: $(STAMP) c-checks $(CFFI_STAMP)
+test: $(STAMP) c-checks typecheck $(CFFI_STAMP)
 	$(VPY) -m pytest -q -p no:cacheprovider tests
 
 sim: $(STAMP) $(CFFI_STAMP)

@@ -15,12 +15,12 @@ try:
     from time import ticks_ms as _ticks_ms, ticks_diff as _ticks_diff, ticks_us as _ticks_us
 except ImportError:  # CPython (host tests with fakes)
     def _ticks_ms():
-        return int(time.monotonic() * 1000)
+        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]
 
     def _ticks_us():
-        return int(time.monotonic() * 1000000)
+        return int(time.monotonic() * 1000000)  # type: ignore[attr-defined]
 
-    def _ticks_diff(a, b):
+    def _ticks_diff(a, b):  # type: ignore[no-redef]
         return a - b
 
 

@@ -13,7 +13,7 @@ import hal
 try:
     import select
 except ImportError:  # pragma: no cover
-    import uselect as select
+    import uselect as select  # type: ignore[no-redef]
 
 
 class StdioServicePort(hal.ServicePort):
@@ -33,7 +33,7 @@ class StdioServicePort(hal.ServicePort):
             self._os_read = os.read          # CPython: unbuffered read of what is there
             self._fd = sys.stdin.fileno()
         except (ImportError, AttributeError):
-            self._os_read = None             # MicroPython unix: stdin.buffer is unbuffered
+            self._os_read = None  # type: ignore[assignment]  # MicroPython: unbuffered stdin
 
     def read(self, max_bytes):
         if self.closed:

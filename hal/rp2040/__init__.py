@@ -15,26 +15,9 @@ import hal
 from hal.devices import (AdcPressureSensor, PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog,
                          pin_parts)
 from hal.rp2040 import board_pico as board
+from hal.rp2040.pio_steps import step_train
 from hal.stdio_port import StdioServicePort
 from hal.vfs_storage import FileStorage
-
-
-@rp2.asm_pio(set_init=rp2.PIO.OUT_LOW)
-def _step_train():
-    # rx FIFO words: pulse count - 1, then the half-period delay in PIO cycles
-    pull(block)             # noqa: F821 (PIO assembler names)
-    mov(y, osr)             # noqa: F821
-    pull(block)             # noqa: F821
-    label("pulse")          # noqa: F821
-    set(pins, 1)            # noqa: F821
-    mov(x, osr)             # noqa: F821
-    label("high")           # noqa: F821
-    jmp(x_dec, "high")      # noqa: F821
-    set(pins, 0)            # noqa: F821
-    mov(x, osr)             # noqa: F821
-    label("low")            # noqa: F821
-    jmp(x_dec, "low")       # noqa: F821
-    jmp(y_dec, "pulse")     # noqa: F821
 
 
 class PioStepper(hal.Stepper):
@@ -45,7 +28,7 @@ class PioStepper(hal.Stepper):
     def __init__(self):
         self.en = Pin(board.PIN_EN, Pin.OUT, value=1)        # active low: disabled
         self.dir = Pin(board.PIN_DIR, Pin.OUT, value=0)      # forward
-        self.sm = rp2.StateMachine(0, _step_train, freq=board.STEP_PIO_FREQ_HZ,
+        self.sm = rp2.StateMachine(0, step_train, freq=board.STEP_PIO_FREQ_HZ,
                                    set_base=Pin(board.PIN_STEP))
         self.sm.active(1)
         self.issued = 0

@@ -24,6 +24,12 @@ def _ms_now():
     return int(time.monotonic() * 1000)
 
 
+def _ms_since(start):
+    if hasattr(time, "ticks_diff"):
+        return time.ticks_diff(time.ticks_ms(), start)   # MicroPython ticks wrap
+    return _ms_now() - start
+
+
 def _sleep_ms(ms):
     if hasattr(time, "sleep_ms"):
         time.sleep_ms(ms)
@@ -76,7 +82,7 @@ def main(argv=None):
         world.advance(cycle_ms)
         n += 1
         due = int(n * cycle_ms / speed)
-        wait = due - (_ms_now() - start)
+        wait = due - _ms_since(start)
         if wait > 0:
             _sleep_ms(wait)
     return 0

@@ -91,3 +91,17 @@ def test_status_on_missing_port_fails_clearly_SR_SVC_3():
     res = run_pumpctl("status", "--port", "/dev/does-not-exist", "--timeout", "0.5")
     assert res.returncode != 0
     assert "cannot open /dev/does-not-exist" in res.stderr
+
+
+def test_silent_port_times_out_with_a_clear_message_SR_SVC_3():
+    import os as _os
+    import tty
+    master, slave = _os.openpty()
+    tty.setraw(slave)
+    try:
+        res = run_pumpctl("status", "--port", _os.ttyname(slave), "--timeout", "0.3")
+    finally:
+        _os.close(master)
+        _os.close(slave)
+    assert res.returncode != 0
+    assert "TIMEOUT" in res.stderr and "no reply" in res.stderr

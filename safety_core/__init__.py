@@ -63,6 +63,8 @@ def fault_names(faults):
 
 def format_quantity(value, kind):
     """Integer value in core units -> text in clinical units (no floats)."""
+    if value < 0:
+        return "-" + format_quantity(-value, kind)
     if kind == "ul_per_h":
         return "%d.%d mL/h" % (value // 1000, (value % 1000) // 100)
     if kind == "ul":
@@ -266,13 +268,17 @@ class SafetyCore:
     def load_program(self, rate_ul_per_h, vtbi_ul, kvo_ul_per_h=0, occlusion_limit_mmhg=300,
                      bubble_limit_ul=100, hard_min_rate_ul_per_h=0, hard_max_rate_ul_per_h=0):
         """Validate and load; raises ProgramRefused naming the field and limit."""
-        values = (rate_ul_per_h, vtbi_ul, kvo_ul_per_h, hard_min_rate_ul_per_h,
-                  hard_max_rate_ul_per_h, occlusion_limit_mmhg, bubble_limit_ul)
-        for v in values:
-            if v < 0 or v > _U32_MAX:
-                # outside uint32: refuse before the C types could truncate it
-                raise ProgramRefused(ERR_ABOVE_MAX if v > 0 else ERR_BELOW_MIN,
-                                     FIELD_NONE, 0, v)
+        fields = ((FIELD_RATE, rate_ul_per_h), (FIELD_VTBI, vtbi_ul), (FIELD_KVO, kvo_ul_per_h),
+                  (FIELD_HARD_MIN_RATE, hard_min_rate_ul_per_h),
+                  (FIELD_HARD_MAX_RATE, hard_max_rate_ul_per_h),
+                  (FIELD_OCCLUSION_LIMIT, occlusion_limit_mmhg),
+                  (FIELD_BUBBLE_LIMIT, bubble_limit_ul))
+        for field_id, v in fields:
+            # outside uint32: refuse before the C types could truncate it
+            if v < 0:
+                raise ProgramRefused(ERR_BELOW_MIN, field_id, 0, v)
+            if v > _U32_MAX:
+                raise ProgramRefused(ERR_ABOVE_MAX, field_id, _U32_MAX, v)
         r = self._core.load_program(rate_ul_per_h, vtbi_ul, kvo_ul_per_h,
                                     hard_min_rate_ul_per_h, hard_max_rate_ul_per_h,
                                     occlusion_limit_mmhg, bubble_limit_ul)

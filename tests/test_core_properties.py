@@ -263,3 +263,18 @@ def test_heartbeat_fault_needs_fresh_heartbeat_SR_CORE_8(backend):
     assert core.faults & sc.FAULT_HEARTBEAT
     assert core.acknowledge(0, False, 5) & sc.FAULT_HEARTBEAT
     assert core.acknowledge(0, False, 6) == 0
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(rate_ul_per_h=-100), "rate -0.1 mL/h below min 0.0 mL/h [rate_ul_per_h]"),
+    (dict(vtbi_ul=2 ** 40), "[vtbi_ul]"),
+    (dict(bubble_limit_ul=-1), "[bubble_limit_ul]"),
+])
+def test_values_outside_the_c_types_are_refused_by_name_SR_CORE_1(backend, kwargs, needle):
+    core = sc.SafetyCore(PL, backend=backend)
+    prog = dict(rate_ul_per_h=10000, vtbi_ul=100000)
+    prog.update(kwargs)
+    with pytest.raises(sc.ProgramRefused) as err:
+        core.load_program(**prog)
+    assert needle in str(err.value)
+    assert core.phase == sc.PHASE_IDLE

@@ -34,6 +34,8 @@ BATTERY_LOW_MV = const(3500)        # 1-cell Li-ion: ~20 % left
 BATTERY_DEPLETED_MV = const(3300)   # stop before brown-out
 DEFAULT_OCCLUSION_LIMIT_MMHG = const(300)   # ~5.8 psi, mid-range default
 DEFAULT_BUBBLE_LIMIT_UL = const(100)        # SR-CORE-5 default
+ERR_SERVICE = const(1)                      # events.ERROR argument a: what failed
+ERR_DISPLAY = const(2)
 
 # core fault bit -> alarm id
 _FAULT_ALARMS = (
@@ -69,6 +71,8 @@ class PumpApp:
         self.last_battery_mv = 0
         self.last_steps = 0
         self.cycles = 0
+        self.errors_logged = 0
+        self.last_error = None
 
     # ---- lifecycle ---------------------------------------------------------
     def now_ms(self):
@@ -193,10 +197,23 @@ class PumpApp:
         if keys:
             self._on_keys(keys)
         self.alarms.update(now)
-        self.service.poll()
+        try:
+            self.service.poll()
+        except Exception as e:      # the service link never interrupts therapy (SR-SVC-1)
+            self._error(ERR_SERVICE, e)
         hal.watchdog.feed()
         if self.cycles % 10 == 0 or keys:
-            hal.display.show(ui.render(self))
+            try:
+                hal.display.show(ui.render(self))
+            except Exception as e:  # a display fault is logged; delivery goes on
+                self._error(ERR_DISPLAY, e)
+
+    def _error(self, code, exc):
+        """Log a housekeeping failure once per kind (the log must not flood)."""
+        if not self.errors_logged & code:
+            self.errors_logged |= code
+            self.log.append(events.ERROR, code, 0)
+        self.last_error = exc
 
     def _on_faults(self, faults, now):
         new = faults & ~self.last_faults

@@ -136,3 +136,20 @@ def test_status_reports_what_is_running():
     assert st["rate_ul_per_h"] == 10000 and st["vtbi_ul"] == 20000
     assert abs(st["delivered_nl"] - 100000) <= 16
     assert st["alarm"] == 0
+
+
+def test_service_port_failure_never_interrupts_delivery_SR_SVC_1():
+    app, world, hal = make_pump()
+
+    def broken(max_bytes):
+        raise OSError(5)
+    hal.service_port.read = broken
+    app.program_continuous(10000, 50000)
+    app.start()
+    run_for(app, world, 120)
+    assert app.core.phase == sc.PHASE_RUNNING
+    assert abs(app.core.delivered_nl() - 10000 * 1000 * 120 // 3600) <= 16
+    from firmware import events
+    from firmware.eventlog import decode
+    errors = [decode(r) for r in app.log.read(1, 100) if decode(r)[1] == events.ERROR]
+    assert len(errors) == 1          # logged once, not every cycle

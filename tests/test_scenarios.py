@@ -63,3 +63,25 @@ def test_every_scenario_is_well_formed():
         assert spec["duration_s"] > 0 and spec["preset"] in ("picc", "peripheral"), name
         for t, kind, _ in spec["events"]:
             assert 0 <= t < spec["duration_s"], (name, t)
+
+
+@pytest.mark.parametrize("preset,rate_ul_per_h", [("picc", 1000), ("picc", 10000),
+                                                  ("peripheral", 100000)])
+def test_no_false_occlusion_alarm_over_24h_with_sensor_noise_PT_4(preset, rate_ul_per_h):
+    """24 h with 2 mmHg sensor noise at the lowest threshold (2 psi): zero alarms."""
+    from hal.sim import make_sim_hal
+    from firmware.app import PumpApp
+    from sim.world import World
+    world = World(preset=preset, seed=11)
+    app = PumpApp(make_sim_hal(world))
+    app.boot()
+    app.program_continuous(rate_ul_per_h, 9999000, occlusion_limit_mmhg=104)
+    app.start()
+    worst_mmhg = 0
+    for _ in range(86400):
+        app.cycle()
+        world.advance(1000)
+        worst_mmhg = max(worst_mmhg, app.last_downstream_mmhg)
+    assert not app.alarms.active, app.alarms.active
+    assert app.core.faults == 0 and app.core.phase == 2, worst_mmhg
+    assert worst_mmhg < 104

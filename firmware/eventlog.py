@@ -10,7 +10,8 @@ HAL.  Record, 32 bytes little-endian:
 
 On open the file is scanned: the next sequence number is recovered and a torn
 tail (a record cut by a power loss) is ignored and overwritten, so at most the
-record being written is lost and no corrupt record is ever returned.  Appends
+record being written is lost and no corrupt record is ever returned; a damaged
+record in the middle is skipped, leaving a visible gap in the sequence.  Appends
 pack into one preallocated buffer.  The segment ring of SR-LOG-3 and the hash
 chain are later issues; this file is one append-only segment.
 """
@@ -64,39 +65,42 @@ class EventLog:
         self.last_seq = 0
         self.first_seq = 1
         self.torn_bytes = 0
+        self.corrupt_slots = 0
         self._recover()
 
     def _recover(self):
-        """Scan the file; keep the longest valid prefix of records."""
+        """Scan the file.  Slot i holds sequence number first_seq + i; the log ends
+        at the last slot that holds its expected record.  Anything after it is a
+        torn write and is overwritten; a corrupt slot before it (flash damage) is
+        kept in place and skipped by read(), so the host sees the gap."""
         if not self.storage.exists(self.name):
             return
         size = self.storage.size(self.name)
-        good = 0
-        last = 0
         first = None
+        last_index = -1
+        corrupt = 0
         f = self.storage.open(self.name, "rb")
         try:
             buf = bytearray(RECORD_SIZE)
-            while good + RECORD_SIZE <= size:
+            for index in range(size // RECORD_SIZE):
                 if f.readinto(buf) != RECORD_SIZE:
                     break
                 try:
                     seq = decode(buf)[0]
                 except CorruptRecord:
-                    break
-                if last and seq != last + 1:
-                    break
+                    corrupt += 1
+                    continue
                 if first is None:
-                    first = seq
-                last = seq
-                good += RECORD_SIZE
+                    first = seq - index
+                if seq == first + index:
+                    last_index = index
         finally:
             f.close()
-        self.count = good // RECORD_SIZE
-        self.last_seq = last
-        self.first_seq = first if first is not None else 1
-        self.torn_bytes = size - good
-        self._end = good
+        self.count = last_index + 1
+        self.first_seq = first if first is not None and first > 0 else 1
+        self.last_seq = self.first_seq + last_index if last_index >= 0 else 0
+        self.corrupt_slots = corrupt
+        self.torn_bytes = size - self.count * RECORD_SIZE
 
     def append(self, etype, a=0, b=0):
         """Write one record; returns its sequence number."""
@@ -139,6 +143,9 @@ class EventLog:
         out = []
         for i in range(len(data) // RECORD_SIZE):
             raw = data[i * RECORD_SIZE:(i + 1) * RECORD_SIZE]
-            decode(raw)           # never return a corrupt record
+            try:
+                decode(raw)       # never return a corrupt record: skip it (a gap)
+            except CorruptRecord:
+                continue
             out.append(raw)
         return out

@@ -34,7 +34,7 @@ def virtual_pump(request, tmp_path):
     line = proc.stdout.readline().strip()
     assert line.startswith("PTY "), (line, proc.stderr.read() if proc.poll() else "")
     time.sleep(0.5)
-    yield line.split()[1], request.param
+    yield line.split()[1], request.param, tmp_path / "pump"
     proc.terminate()
     try:
         proc.wait(timeout=10)
@@ -43,7 +43,7 @@ def virtual_pump(request, tmp_path):
 
 
 def test_status_shows_running_infusion_SR_SVC_3(virtual_pump):
-    port, runtime = virtual_pump
+    port, runtime, _ = virtual_pump
     res = run_pumpctl("status", "--port", port)
     assert res.returncode == 0, res.stderr
     assert "RUNNING" in res.stdout and "10.0 mL/h" in res.stdout
@@ -51,11 +51,11 @@ def test_status_shows_running_infusion_SR_SVC_3(virtual_pump):
 
 
 def test_logs_pull_verifies_and_writes_csv_then_resumes_SR_SVC_3(virtual_pump, tmp_path):
-    port, _ = virtual_pump
+    port, _, _ = virtual_pump
     out = tmp_path / "events.csv"
     res = run_pumpctl("logs", "pull", "--port", port, "--out", str(out))
     assert res.returncode == 0, res.stderr
-    assert "all verified" in res.stdout
+    assert "each CRC-verified" in res.stdout
     rows = list(csv.DictReader(open(out)))
     assert [r["event"] for r in rows[:4]] == ["POWER_ON", "SELF_TEST_PASSED",
                                              "THERAPY_PROGRAMMED", "THERAPY_STARTED"]
@@ -67,7 +67,7 @@ def test_logs_pull_verifies_and_writes_csv_then_resumes_SR_SVC_3(virtual_pump, t
 
 
 def test_malformed_frames_get_error_replies_and_infusion_continues_SR_SVC_1(virtual_pump):
-    port, _ = virtual_pump
+    port, _, _ = virtual_pump
     ser = serial.Serial(port, 115200, timeout=0.1)
     try:
         dec = p.FrameDecoder()
@@ -105,3 +105,18 @@ def test_silent_port_times_out_with_a_clear_message_SR_SVC_3():
         _os.close(slave)
     assert res.returncode != 0
     assert "TIMEOUT" in res.stderr and "no reply" in res.stderr
+
+
+def test_damaged_record_is_reported_as_missing_and_the_rest_saved_SR_LOG_2(virtual_pump,
+                                                                          tmp_path):
+    port, _, state_dir = virtual_pump
+    log_file = state_dir / "events.bin"
+    data = bytearray(log_file.read_bytes())
+    data[32 + 9] ^= 0xFF                      # damage record 2 on the pump's flash
+    log_file.write_bytes(bytes(data))
+    out = tmp_path / "events.csv"
+    res = run_pumpctl("logs", "pull", "--port", port, "--out", str(out))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "MISSING records 2..2" in res.stderr
+    seqs = [int(r["seq"]) for r in csv.DictReader(open(out))]
+    assert seqs[:3] == [1, 3, 4]

@@ -101,6 +101,7 @@ def logs_pull(port, out_path, from_seq, timeout):
     elif from_seq is None:
         from_seq = 1
     rows = []
+    gaps = []
     with _link(port, timeout) as link:
         try:
             last_seq, _ = link.log_read(from_seq, 0)
@@ -113,19 +114,23 @@ def logs_pull(port, out_path, from_seq, timeout):
                 task = progress.add_task("pull", total=total)
                 while seq <= last_seq:
                     _, records = link.log_read(seq, RECORDS_PER_REQUEST)
-                    if not records:
-                        raise click.ClickException("pump returned no records at seq %d" % seq)
+                    if not records:           # a whole chunk of damaged slots
+                        gaps.append((seq, min(last_seq, seq + RECORDS_PER_REQUEST - 1)))
+                        seq += RECORDS_PER_REQUEST
+                        continue
                     for raw in records:
                         try:
                             rec = eventlog.decode(raw)
                         except eventlog.CorruptRecord as e:
                             raise click.ClickException("record near seq %d failed "
                                                        "verification: %s" % (seq, e))
-                        if rec[0] != seq:
-                            raise click.ClickException("sequence gap: expected %d, got %d" %
-                                                       (seq, rec[0]))
+                        if rec[0] < seq:
+                            raise click.ClickException("sequence went back: expected %d, "
+                                                       "got %d" % (seq, rec[0]))
+                        if rec[0] > seq:
+                            gaps.append((seq, rec[0] - 1))
                         rows.append(rec)
-                        seq += 1
+                        seq = rec[0] + 1
                     progress.update(task, completed=seq - from_seq)
             elapsed = time.monotonic() - t0
         except PumpError as e:
@@ -139,9 +144,15 @@ def logs_pull(port, out_path, from_seq, timeout):
             writer.writerow([seq_no, events.name(etype), etype,
                              time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rtc_s)), rtc_s,
                              mono_ms, a, b])
-    click.echo("pulled %d records (seq %d..%d) in %.2f s, all verified; %s %s" % (
-        len(rows), from_seq, from_seq + len(rows) - 1, elapsed,
-        "appended to" if resume else "wrote", out_path))
+    last_pulled = rows[-1][0] if rows else from_seq - 1
+    click.echo("pulled %d records (seq %d..%d) in %.2f s, each CRC-verified; %s %s" % (
+        len(rows), from_seq, last_pulled, elapsed, "appended to" if resume else "wrote",
+        out_path))
+    if gaps:
+        for lo, hi in gaps:
+            click.echo("MISSING records %d..%d: damaged or removed on the pump" % (lo, hi),
+                       err=True)
+        sys.exit(2)
 
 
 @main.command("sim")

@@ -73,3 +73,16 @@ def test_power_cut_at_every_byte_loses_at_most_the_record_being_written_SR_LOG_3
         seq = after.append(events.POWER_ON)
         assert seq == len(recs) + 1
         assert [el.decode(r)[0] for r in after.read(1, 100)] == list(range(1, seq + 1))
+
+
+def test_damaged_record_in_the_middle_is_skipped_and_later_records_kept_SR_LOG_3():
+    storage = RamStorage()
+    log = el.EventLog(storage, FakeClock())
+    for i in range(5):
+        log.append(events.THERAPY_STARTED, i)
+    storage.files["events.bin"][el.RECORD_SIZE + 7] ^= 0x10      # flash damage in record 2
+    after = el.EventLog(storage, FakeClock())
+    assert after.last_seq == 5 and after.corrupt_slots == 1
+    assert [el.decode(r)[0] for r in after.read(1, 10)] == [1, 3, 4, 5]
+    assert after.append(events.POWER_ON) == 6
+    assert [el.decode(r)[0] for r in after.read(4, 10)] == [4, 5, 6]

@@ -1,8 +1,9 @@
 """The pump application (channel B): boot, program, run, alarms, log, service.
 
 Owns the control cycle: every ``board.CYCLE_MS`` it samples the sensors
-through the HAL, feeds them with a fresh heartbeat to the safety core for
-``CYCLE_MS / TICK_MS`` ticks, hands the returned microsteps to the stepper,
+through the HAL and hands them with a fresh heartbeat to the dose driver
+(``firmware/dose_driver.py``: the core ticks inside the cycle in the sim, in
+a 10 ms timer IRQ on the device, and only the core's steps reach the motor),
 turns core faults and HAL conditions (door, battery) into alarms, answers
 the service port and feeds the watchdog.  It never decides motor steps
 itself: only the safety core does; the application can only stop delivery
@@ -21,6 +22,7 @@ except ImportError:  # CPython
 import safety_core as sc
 from firmware import alarms as al
 from firmware import events
+from firmware.dose_driver import BatchDoseDriver
 from firmware.eventlog import EventLog
 from firmware.selftest import run_post
 from firmware.service import ServiceServer
@@ -50,12 +52,14 @@ _FAULT_ALARMS = (
 class PumpApp:
     """One pump: a HAL, a safety core, alarms, the event log and the service port."""
 
-    def __init__(self, hal, core=None, log=None):
+    def __init__(self, hal, core=None, log=None, driver=None):
         self.hal = hal
         board = hal.board
         self.core = core if core is not None else sc.SafetyCore(board.USTEP_VOLUME_PL)
         self.cycle_ms = board.CYCLE_MS
-        self.ticks_per_cycle = self.cycle_ms // sc.TICK_MS
+        # who ticks the core: this cycle (sim) or a 10 ms timer IRQ (device)
+        self.driver = driver if driver is not None else BatchDoseDriver(
+            self.core, hal.stepper, self.cycle_ms)
         self.log = log if log is not None else EventLog(hal.storage, hal.clock)
         self.alarms = al.AlarmManager(hal, self.log)
         self.service = ServiceServer(hal.service_port, self, self.log)
@@ -99,13 +103,16 @@ class PumpApp:
                            bubble_limit_ul=DEFAULT_BUBBLE_LIMIT_UL,
                            hard_min_rate_ul_per_h=0, hard_max_rate_ul_per_h=0):
         """Check and load a continuous infusion; raises sc.ProgramRefused."""
+        irq = self.driver.lock()
         try:
             self.core.load_program(rate_ul_per_h, vtbi_ul, kvo_ul_per_h, occlusion_limit_mmhg,
                                    bubble_limit_ul, hard_min_rate_ul_per_h,
                                    hard_max_rate_ul_per_h)
         except sc.CoreRefused as e:
+            self.driver.unlock(irq)
             self.log.append(events.PROGRAM_REFUSED, getattr(e, "field_id", 0), e.code)
             raise
+        self.driver.unlock(irq)
         self.program = (rate_ul_per_h, vtbi_ul, kvo_ul_per_h, occlusion_limit_mmhg,
                         bubble_limit_ul)
         self.log.append(events.THERAPY_PROGRAMMED, rate_ul_per_h, vtbi_ul)
@@ -122,8 +129,12 @@ class PumpApp:
         if blocking:
             raise sc.CoreRefused(sc.ERR_FAULTED, "alarm active: %s" % al.name(blocking))
         resumed = self.core.phase == sc.PHASE_PAUSED
-        self.core.start()
         self.hal.stepper.enable(True)
+        irq = self.driver.lock()
+        try:
+            self.core.start()
+        finally:
+            self.driver.unlock(irq)
         self.paused_since_ms = None
         self.alarms.cause_gone(al.PAUSED_TOO_LONG)
         self.log.append(events.THERAPY_RESUMED if resumed else events.THERAPY_STARTED,
@@ -133,7 +144,9 @@ class PumpApp:
     def pause(self):
         """Pause delivery (nurse/patient stop)."""
         if self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO, sc.PHASE_READY):
+            irq = self.driver.lock()
             self.core.pause()
+            self.driver.unlock(irq)
             self.log.append(events.THERAPY_PAUSED, self.core.delivered_nl() // 1000, 0)
             self._on_stopped()
         self.last_phase = self.core.phase
@@ -141,8 +154,11 @@ class PumpApp:
     def acknowledge(self):
         """Acknowledge alarms; core faults clear only if their cause is gone."""
         hal = self.hal
-        remaining = self.core.acknowledge(hal.pressure_down.read_mmhg(),
-                                          hal.air.air_present(), self.heartbeat)
+        mmhg = hal.pressure_down.read_mmhg()
+        present = hal.air.air_present()
+        irq = self.driver.lock()
+        remaining = self.core.acknowledge(mmhg, present, self.heartbeat)
+        self.driver.unlock(irq)
         for bit, alarm_id in _FAULT_ALARMS:
             if not remaining & bit:
                 self.alarms.cause_gone(alarm_id)
@@ -178,9 +194,7 @@ class PumpApp:
         air_present = hal.air.air_present()
         self.last_downstream_mmhg = mmhg
 
-        steps = core.run(mmhg, air_nl, air_present, self.heartbeat, self.ticks_per_cycle)
-        hal.stepper.move(steps, self.cycle_ms)
-        self.last_steps = steps
+        self.last_steps = self.driver.cycle(mmhg, air_nl, air_present, self.heartbeat)
 
         faults = core.faults
         if faults != self.last_faults:

@@ -54,8 +54,9 @@ class World:
 
     # ---- hooks used by the sim HAL ------------------------------------------
     def command_steps(self, steps, period_ms):
-        """The stepper will emit ``steps`` microsteps over the next period."""
-        self.pending_steps = steps if self.motor_enabled else 0
+        """The stepper queues ``steps`` more microsteps (emitted by the next advance)."""
+        if self.motor_enabled:
+            self.pending_steps += steps
 
     def take_air_nl(self):
         nl = self.air_passed_nl

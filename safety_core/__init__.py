@@ -51,6 +51,7 @@ _ERR_TEXT = {
     ERR_STATE: "safety core state invalid (not initialised or corrupt)",
 }
 
+_SMALL = 0x3FFFFFFF        # largest small int on 32-bit MicroPython ports
 _I32_MIN = -0x80000000
 _I32_MAX = 0x7FFFFFFF
 _U32_MAX = 0xFFFFFFFF
@@ -299,13 +300,19 @@ class SafetyCore:
         self._core.pause()
 
     def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks):
-        """Advance n_ticks control ticks; returns the microsteps to make."""
-        if downstream_mmhg < _I32_MIN or downstream_mmhg > _I32_MAX:
+        """Advance n_ticks control ticks; returns the microsteps to make.
+
+        Safe in a hard IRQ: values inside the 31-bit small-int range (the only
+        ones the firmware produces) are compared, never combined with the 32-bit
+        limits, which are heap integers on 32-bit MicroPython ports."""
+        if downstream_mmhg < -_SMALL or downstream_mmhg > _SMALL:
             downstream_mmhg = _clamp(downstream_mmhg, _I32_MIN, _I32_MAX)
-        if air_nl < 0 or air_nl > _U32_MAX:
+        if air_nl < 0 or air_nl > _SMALL:
             air_nl = _clamp(air_nl, 0, _U32_MAX)
-        return self._core.run(downstream_mmhg, air_nl, 1 if air_present else 0,
-                              heartbeat & _U32_MAX, n_ticks)
+        if heartbeat < 0 or heartbeat > _SMALL:
+            heartbeat &= _U32_MAX
+        return self._core.run(downstream_mmhg, air_nl, 1 if air_present else 0, heartbeat,
+                              n_ticks)
 
     def acknowledge(self, downstream_mmhg, air_present, heartbeat):
         """Clear the latched faults whose cause is gone; returns those left."""

@@ -365,7 +365,9 @@ class ReferenceCore:
             for i in range(AIR_BUCKETS):
                 self.air_bucket_nl[i] = 0
             self.air_window_nl = 0
-        if f & FAULT_HEARTBEAT and heartbeat != self.last_heartbeat:
+        if f & FAULT_HEARTBEAT and (heartbeat != self.last_heartbeat or
+                                    self.heartbeat_age_ticks <= HEARTBEAT_TIMEOUT_TICKS):
+            # the application is alive again: a new heartbeat now, or one seen recently
             f &= ~FAULT_HEARTBEAT
             self.last_heartbeat = heartbeat
             self.heartbeat_age_ticks = 0

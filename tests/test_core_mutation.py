@@ -51,9 +51,12 @@ MUTANTS = [
      "        in->downstream_mmhg <= (int32_t)s->program.occlusion_limit_mmhg) {",
      "        in->downstream_mmhg <= (int32_t)s->program.occlusion_limit_mmhg + 100) {"),
     ("SR_CORE_8_ack_restarts_motor",
-     "    if ((s->faults & SC_FAULT_HEARTBEAT) != 0u && in->heartbeat != s->last_heartbeat) {",
+     "    return s->faults;\n}",
      "    if (s->faults == 0u && s->phase == SC_PHASE_PAUSED) {\n        s->phase = SC_PHASE_RUNNING;\n    }\n"
-     "    if ((s->faults & SC_FAULT_HEARTBEAT) != 0u && in->heartbeat != s->last_heartbeat) {"),
+     "    return s->faults;\n}"),
+    ("SR_CORE_8_heartbeat_ack_without_fresh_heartbeat",
+     "         s->heartbeat_age_ticks <= SC_HEARTBEAT_TIMEOUT_TICKS)) {",
+     "         s->heartbeat_age_ticks <= SC_HEARTBEAT_TIMEOUT_TICKS + 1000u)) {"),
 ]
 
 

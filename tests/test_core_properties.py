@@ -265,6 +265,14 @@ def test_heartbeat_fault_needs_fresh_heartbeat_SR_CORE_8(backend):
     assert core.acknowledge(0, False, 6) == 0
 
 
+def test_heartbeat_fault_clears_once_the_feed_has_resumed_SR_CORE_8(backend):
+    core = running(backend)
+    core.run(0, 0, False, 5, 200)                 # application stalled: stop latched
+    core.run(0, 0, False, 6, 10)                  # it feeds again (the tick saw it)
+    assert core.faults & sc.FAULT_HEARTBEAT       # still latched: no self-clearing
+    assert core.acknowledge(0, False, 6) == 0     # ack with the same, recent heartbeat
+
+
 @pytest.mark.parametrize("kwargs,needle", [
     (dict(rate_ul_per_h=-100), "rate -0.1 mL/h below min 0.0 mL/h [rate_ul_per_h]"),
     (dict(vtbi_ul=2 ** 40), "[vtbi_ul]"),

@@ -415,7 +415,10 @@ uint32_t sc_acknowledge(sc_state_t *s, const sc_inputs_t *in)
         }
         s->air_window_nl = 0u;
     }
-    if ((s->faults & SC_FAULT_HEARTBEAT) != 0u && in->heartbeat != s->last_heartbeat) {
+    /* the application is alive again: a new heartbeat now, or one seen recently */
+    if ((s->faults & SC_FAULT_HEARTBEAT) != 0u &&
+        (in->heartbeat != s->last_heartbeat ||
+         s->heartbeat_age_ticks <= SC_HEARTBEAT_TIMEOUT_TICKS)) {
         s->faults &= ~SC_FAULT_HEARTBEAT;
         s->last_heartbeat = in->heartbeat;
         s->heartbeat_age_ticks = 0u;

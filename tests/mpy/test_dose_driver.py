@@ -5,6 +5,7 @@ every 100 ms as on the board.  When the application stalls, the IRQ keeps tickin
 the core with a stale heartbeat and the motor stops after 1 s (SR-CORE-7).
 """
 import safety_core as sc
+from firmware import alarms as al
 from firmware.app import PumpApp
 from firmware.dose_driver import TimerDoseDriver
 from hal.sim import make_sim_hal
@@ -83,6 +84,13 @@ def test_stalled_application_stops_the_motor_within_1s_SR_CORE_7():
     assert moved <= 2304 * 11 // 10                  # at most ~1.1 s of steps at 36 mL/h
     run(app, world, timer, 2, app_alive=True)        # it comes back: the stop stays latched
     assert app.core.phase == sc.PHASE_PAUSED
+    assert app.alarms.is_active(al.CORE_HEARTBEAT)
+    app.acknowledge()                                # the nurse acknowledges: cause is gone
+    assert not app.alarms.is_active(al.CORE_HEARTBEAT) and app.core.faults == 0
+    app.start()
+    before = app.core.delivered_nl()
+    run(app, world, timer, 10)
+    assert abs(app.core.delivered_nl() - before - 100000) <= 16
 
 
 def test_air_and_pressure_reach_the_irq_ticks():

@@ -93,7 +93,7 @@ test: $(STAMP) c-checks typecheck $(CFFI_STAMP)
 	$(VPY) -m pytest -q -p no:cacheprovider tests
 
 sim: $(STAMP) $(CFFI_STAMP)
-	$(VPY) -m sim.report --scenario picc_occlusion --runtime both
+	$(VPY) -m host_tools.sim_report --scenario picc_occlusion --runtime both
 
 # ---- figures and traceability ----------------------------------------------------------
 bench: $(STAMP) toolchain $(CFFI_STAMP)

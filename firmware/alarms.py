@@ -79,6 +79,11 @@ def priority(alarm_id):
     return entry[1] if entry else PRIORITY_HIGH
 
 
+def clear_rule(alarm_id):
+    entry = TABLE.get(alarm_id)
+    return entry[3] if entry else CLEAR_ON_ACK
+
+
 class AlarmManager:
     """Active alarms, acknowledge/silence and the buzzer/LED outputs."""
 
@@ -108,7 +113,7 @@ class AlarmManager:
         if entry is None:
             return
         entry[2] = False
-        rule = TABLE[alarm_id][3] if alarm_id in TABLE else CLEAR_ON_ACK
+        rule = clear_rule(alarm_id)
         if rule == CLEAR_CAUSE_GONE or (rule == CLEAR_ON_ACK and entry[1]):
             self._clear(alarm_id)
 
@@ -126,7 +131,7 @@ class AlarmManager:
             if not entry[1]:
                 entry[1] = True
                 self.log.append(events.ALARM_ACKNOWLEDGED, alarm_id, 0)
-            rule = TABLE[alarm_id][3] if alarm_id in TABLE else CLEAR_ON_ACK
+            rule = clear_rule(alarm_id)
             if rule == CLEAR_ON_ACK and not entry[2]:
                 self._clear(alarm_id)
         self.silenced_until_ms = None
@@ -154,13 +159,17 @@ class AlarmManager:
                 best, best_key = alarm_id, key
         return best
 
-    def blocks_delivery(self):
-        """True while any active alarm stops delivery."""
+    def blocking_alarm(self):
+        """An active alarm that stops delivery (an unknown id counts), else 0."""
         for alarm_id in self.active:
             entry = TABLE.get(alarm_id)
             if entry is None or entry[2]:
-                return True
-        return False
+                return alarm_id
+        return 0
+
+    def blocks_delivery(self):
+        """True while any active alarm stops delivery."""
+        return self.blocking_alarm() != 0
 
     def update(self, now_ms):
         """Drive buzzer and LEDs from the sounding alarm; call every cycle."""

@@ -67,7 +67,6 @@ class PumpApp:
         self.program = None          # (rate_ul_per_h, vtbi_ul, kvo_ul_per_h, occ, bubble)
         self.post_results = []
         self.post_ok = False
-        self.booted = False
         self.paused_since_ms = None
         self.last_phase = sc.PHASE_IDLE
         self.last_faults = 0
@@ -93,7 +92,6 @@ class PumpApp:
                         len(self.post_results), len(failed))
         if failed:
             self.alarms.raise_alarm(al.SELF_TEST_FAILED, self.now_ms())
-        self.booted = True
         self.alarms.update(self.now_ms())
         return self.post_ok
 
@@ -103,16 +101,17 @@ class PumpApp:
                            bubble_limit_ul=DEFAULT_BUBBLE_LIMIT_UL,
                            hard_min_rate_ul_per_h=0, hard_max_rate_ul_per_h=0):
         """Check and load a continuous infusion; raises sc.ProgramRefused."""
-        irq = self.driver.lock()
         try:
-            self.core.load_program(rate_ul_per_h, vtbi_ul, kvo_ul_per_h, occlusion_limit_mmhg,
-                                   bubble_limit_ul, hard_min_rate_ul_per_h,
-                                   hard_max_rate_ul_per_h)
-        except sc.CoreRefused as e:
-            self.driver.unlock(irq)
+            irq = self.driver.lock()
+            try:
+                self.core.load_program(rate_ul_per_h, vtbi_ul, kvo_ul_per_h,
+                                       occlusion_limit_mmhg, bubble_limit_ul,
+                                       hard_min_rate_ul_per_h, hard_max_rate_ul_per_h)
+            finally:
+                self.driver.unlock(irq)
+        except sc.CoreRefused as e:   # logged with IRQs enabled (flash write)
             self.log.append(events.PROGRAM_REFUSED, getattr(e, "field_id", 0), e.code)
             raise
-        self.driver.unlock(irq)
         self.program = (rate_ul_per_h, vtbi_ul, kvo_ul_per_h, occlusion_limit_mmhg,
                         bubble_limit_ul)
         self.log.append(events.THERAPY_PROGRAMMED, rate_ul_per_h, vtbi_ul)
@@ -125,7 +124,7 @@ class PumpApp:
         """Start or resume; raises sc.CoreRefused when delivery is blocked."""
         if not self.post_ok:
             raise sc.CoreRefused(sc.ERR_FAULTED, "self test failed: delivery blocked")
-        blocking = self._blocking_alarm()
+        blocking = self.alarms.blocking_alarm()
         if blocking:
             raise sc.CoreRefused(sc.ERR_FAULTED, "alarm active: %s" % al.name(blocking))
         resumed = self.core.phase == sc.PHASE_PAUSED
@@ -168,13 +167,6 @@ class PumpApp:
 
     def silence(self):
         self.alarms.silence(self.now_ms())
-
-    def _blocking_alarm(self):
-        for alarm_id in self.alarms.active:
-            entry = al.TABLE.get(alarm_id)
-            if entry and entry[2]:
-                return alarm_id
-        return 0
 
     def _on_stopped(self):
         # The core has already cut this cycle's steps at the stopping tick; steps

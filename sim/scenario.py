@@ -6,7 +6,7 @@ recording a decimated trace, every alarm with the time of its cause, and the
 volumes.  Portable: the same function runs under CPython (with the C core)
 and under MicroPython (with the reference core), and ``main()`` prints the
 result as JSON so the two runtimes can be compared.  Reports and plots are
-made by ``sim/report.py`` (CPython only).
+made by ``host_tools/sim_report.py`` (CPython only).
 """
 import json
 import sys

@@ -6,8 +6,6 @@ pure-Python reference by the differential walk (tests/core_walk.py).  A mutant
 that survives means the differential tests could not see that bug.
 """
 import importlib.util
-import os
-import sys
 
 import pytest
 

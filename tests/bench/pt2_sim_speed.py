@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from sim import report  # noqa: E402
+from host_tools import sim_report as report  # noqa: E402
 
 TARGETS = {"cpython": 10000.0, "micropython": 100.0}
 

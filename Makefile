@@ -24,7 +24,7 @@ RV_CC := riscv64-unknown-elf-gcc
 RV_FLAGS := -march=rv32imc -mabi=ilp32 -Os $(FREESTANDING)
 DEBIAN_PKGS := gcc-arm-none-eabi gcc-riscv64-unknown-elf cppcheck
 
-.PHONY: all setup toolchain cffi c-checks c-host c-cross c-cppcheck c-sanitize typecheck test sim bench trace natmod clean
+.PHONY: all setup toolchain cffi c-checks c-host c-cross c-cppcheck c-sanitize typecheck test sim bench trace natmod firmware clean
 
 all: test
 
@@ -100,6 +100,7 @@ bench: $(STAMP) toolchain $(CFFI_STAMP)
 	$(VPY) tests/bench/pt1_unicorn.py
 	$(VPY) tests/bench/pt2_sim_speed.py
 	$(VPY) tests/bench/pt8_heap.py
+	$(VPY) tests/bench/pt7_library.py
 
 trace: $(STAMP)
 	$(VPY) tests/trace.py
@@ -112,6 +113,11 @@ natmod: $(STAMP)
 	@mkdir -p build/natmod/$(NATMOD_ARCH)
 	mv safety_core/natmod/sc_native.mpy build/natmod/$(NATMOD_ARCH)/sc_native.mpy
 	@echo "built build/natmod/$(NATMOD_ARCH)/sc_native.mpy"
+
+# device image: mpy-cross precompiled modules + manifest.json (sha256 of every file)
+BOARD ?= pico
+firmware: $(STAMP)
+	$(VPY) host_tools/firmware_image.py --board $(BOARD)
 
 clean:
 	rm -rf build out safety_core/_sc_cffi*.so

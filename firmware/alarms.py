@@ -43,6 +43,8 @@ INFUSION_COMPLETE_KVO = const(10)
 PAUSED_TOO_LONG = const(11)
 SELF_TEST_FAILED = const(12)
 SERVICE_SESSION = const(13)
+SYSTEM_ERROR = const(14)        # firmware exception at boot or in the cycle
+MOTOR_DRIVE = const(15)         # the step generator refused a move (train overrun)
 
 # id: (name, priority, stops delivery, clear condition)
 TABLE = {
@@ -59,6 +61,8 @@ TABLE = {
     PAUSED_TOO_LONG: ("PAUSED TOO LONG", PRIORITY_MEDIUM, False, CLEAR_CAUSE_GONE),
     SELF_TEST_FAILED: ("SYSTEM ERROR: SELF TEST", PRIORITY_HIGH, True, CLEAR_ON_RESTART),
     SERVICE_SESSION: ("SERVICE SESSION", PRIORITY_LOW, False, CLEAR_CAUSE_GONE),
+    SYSTEM_ERROR: ("SYSTEM ERROR", PRIORITY_HIGH, True, CLEAR_ON_RESTART),
+    MOTOR_DRIVE: ("SYSTEM ERROR: MOTOR DRIVE", PRIORITY_HIGH, True, CLEAR_ON_RESTART),
 }
 
 # buzzer pattern per priority: (frequency Hz, on ms, period ms)
@@ -151,12 +155,19 @@ class AlarmManager:
 
     def top(self):
         """The alarm that sounds: highest priority, then the oldest."""
+        # Field by field, no (priority, -raised_ms) key tuple and no .items(): either
+        # would allocate every cycle while an alarm is active.  Priorities are >= 1.
+        active = self.active
         best = 0
-        best_key = None
-        for alarm_id in self.active:
-            key = (priority(alarm_id), -self.active[alarm_id][0])
-            if best_key is None or key > best_key:
-                best, best_key = alarm_id, key
+        best_prio = 0
+        best_ms = 0
+        for alarm_id in active:
+            prio = priority(alarm_id)
+            raised_ms = active[alarm_id][0]
+            if prio > best_prio or (prio == best_prio and raised_ms < best_ms):
+                best = alarm_id
+                best_prio = prio
+                best_ms = raised_ms
         return best
 
     def blocking_alarm(self):

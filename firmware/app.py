@@ -24,7 +24,7 @@ from firmware import alarms as al
 from firmware import events
 from firmware.dose_driver import BatchDoseDriver
 from firmware.eventlog import EventLog
-from firmware.selftest import run_post
+from firmware.selftest import failures, run_post
 from firmware.service import ServiceServer
 from firmware import ui
 
@@ -38,6 +38,7 @@ DEFAULT_OCCLUSION_LIMIT_MMHG = const(300)   # ~5.8 psi, mid-range default
 DEFAULT_BUBBLE_LIMIT_UL = const(100)        # SR-CORE-5 default
 ERR_SERVICE = const(1)                      # events.ERROR argument a: what failed
 ERR_DISPLAY = const(2)
+ERR_SYSTEM = const(4)                       # exception at boot or in the cycle
 
 # core fault bit -> alarm id
 _FAULT_ALARMS = (
@@ -73,6 +74,7 @@ class PumpApp:
         self.last_downstream_mmhg = 0
         self.last_battery_mv = 0
         self.last_steps = 0
+        self.last_overruns = 0
         self.cycles = 0
         self.errors_logged = 0
         self.last_error = None
@@ -83,10 +85,10 @@ class PumpApp:
 
     def boot(self):
         """Power-on: log, self test, safe outputs.  Delivery blocked on failure."""
-        self.hal.stepper.enable(False)
+        self.driver.cut_motor()
         self.log.append(events.POWER_ON, 0, 0)
         self.post_results = run_post(self.hal)
-        failed = [r for r in self.post_results if not r[1]]
+        failed = failures(self.post_results)
         self.post_ok = not failed
         self.log.append(events.SELF_TEST_PASSED if self.post_ok else events.SELF_TEST_FAILED,
                         len(self.post_results), len(failed))
@@ -128,10 +130,10 @@ class PumpApp:
         if blocking:
             raise sc.CoreRefused(sc.ERR_FAULTED, "alarm active: %s" % al.name(blocking))
         resumed = self.core.phase == sc.PHASE_PAUSED
-        self.hal.stepper.enable(True)
         irq = self.driver.lock()
         try:
             self.core.start()
+            self.driver.allow_motor()     # the enable line now follows delivery
         finally:
             self.driver.unlock(irq)
         self.paused_since_ms = None
@@ -145,6 +147,7 @@ class PumpApp:
         if self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO, sc.PHASE_READY):
             irq = self.driver.lock()
             self.core.pause()
+            self.driver.follow_delivery()  # paused: driver released now
             self.driver.unlock(irq)
             self.log.append(events.THERAPY_PAUSED, self.core.delivered_nl() // 1000, 0)
             self._on_stopped()
@@ -167,6 +170,29 @@ class PumpApp:
 
     def silence(self):
         self.alarms.silence(self.now_ms())
+
+    def cut_motor(self):
+        """Channel B's own stop: pause the core and de-energise the driver, whatever the core
+        says; the line stays off until a new start() (SPEC section 3)."""
+        irq = self.driver.lock()
+        try:
+            self.driver.cut_motor()
+            if self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO, sc.PHASE_READY):
+                self.core.pause()
+        finally:
+            self.driver.unlock(irq)
+        if self.paused_since_ms is None:
+            self._on_stopped()
+        self.last_phase = self.core.phase
+
+    def system_error(self, exc, alarm_id=al.SYSTEM_ERROR):
+        """A firmware or drive failure: motor cut, HIGH alarm until restart, logged once."""
+        try:
+            self.cut_motor()
+        finally:
+            self.post_ok = False        # nothing starts again before a restart
+            self.alarms.raise_alarm(alarm_id, self.now_ms())
+            self._error(ERR_SYSTEM, exc)
 
     def _on_stopped(self):
         # The core has already cut this cycle's steps at the stopping tick; steps
@@ -240,12 +266,18 @@ class PumpApp:
             self.log.append(events.THERAPY_COMPLETED, self.core.delivered_nl() // 1000, 0)
             self.alarms.raise_alarm(al.INFUSION_COMPLETE, now)
             self.alarms.cause_gone(al.INFUSION_COMPLETE)  # clears on acknowledge
-            self.hal.stepper.enable(False)
         self.last_phase = phase
 
     def _check_hardware(self, now):
         hal = self.hal
-        delivering = self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO)
+        phase = self.core.phase
+        # two compares, not `in (a, b)`: that tuple would be built every cycle
+        delivering = phase == sc.PHASE_RUNNING or phase == sc.PHASE_KVO
+        overruns = hal.stepper.overruns()
+        if overruns != self.last_overruns:     # the step generator refused a move
+            self.last_overruns = overruns
+            self.system_error("step generator refused %d moves" % overruns, al.MOTOR_DRIVE)
+            delivering = False
         if not hal.door.closed():
             if self.alarms.raise_alarm(al.DOOR_OPEN, now) and delivering:
                 self.pause()

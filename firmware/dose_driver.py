@@ -12,6 +12,14 @@ Owns the coupling between the application cycle and the core's control tick.
   other core call from the application runs with IRQs masked (``locked``), so
   the IRQ never sees a half-updated state.
 
+Both also own the motor driver's enable line: it follows delivery.  After
+every tick the line is energised only while the core is delivering (RUNNING or
+KVO) and the application has not cut it; idle, ready, paused, faulted and
+complete all release it, in the IRQ itself on the device, so a heartbeat stop
+de-energises the motor even when the application is stalled.  ``cut_motor()``
+is channel B's independent stop (SPEC section 3): the line stays off until the
+application calls ``allow_motor()`` for a new start.
+
 Both expose the same methods to ``PumpApp``; the tick path allocates nothing.
 """
 try:
@@ -20,7 +28,12 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+import safety_core as sc
+
 TICK_MS = const(10)
+_RUNNING = const(2)     # sc.PHASE_RUNNING, checked below
+_KVO = const(3)         # sc.PHASE_KVO
+assert _RUNNING == sc.PHASE_RUNNING and _KVO == sc.PHASE_KVO
 
 
 def _no_lock():
@@ -31,12 +44,41 @@ def _no_unlock(state):
     pass
 
 
-class BatchDoseDriver:
+class _MotorLine:
+    """The enable line of the motor driver, following the core's delivery."""
+
+    def __init__(self, core, stepper):
+        self.core = core
+        self.stepper = stepper
+        self.motor_allowed = False   # channel B's permission (cut_motor / allow_motor)
+        self.motor_on = False
+        stepper.enable(False)
+
+    def follow_delivery(self):
+        """Energise the driver only while the core delivers and channel B allows it."""
+        phase = self.core.phase
+        want = self.motor_allowed and (phase == _RUNNING or phase == _KVO)
+        if want != self.motor_on:
+            self.stepper.enable(want)
+            self.motor_on = want
+
+    def allow_motor(self):
+        """A start: the line may follow delivery again (energised once the core runs)."""
+        self.motor_allowed = True
+        self.follow_delivery()
+
+    def cut_motor(self):
+        """Channel B stop: de-energise now, whatever the core does, until allow_motor()."""
+        self.motor_allowed = False
+        self.motor_on = False
+        self.stepper.enable(False)
+
+
+class BatchDoseDriver(_MotorLine):
     """Core ticks run inside the application cycle."""
 
     def __init__(self, core, stepper, cycle_ms):
-        self.core = core
-        self.stepper = stepper
+        _MotorLine.__init__(self, core, stepper)
         self.cycle_ms = cycle_ms
         self.ticks_per_cycle = cycle_ms // TICK_MS
 
@@ -44,6 +86,7 @@ class BatchDoseDriver:
         """Run this cycle's ticks; returns the microsteps commanded."""
         steps = self.core.run(mmhg, air_nl, air_present, heartbeat, self.ticks_per_cycle)
         self.stepper.move(steps, self.cycle_ms)
+        self.follow_delivery()
         return steps
 
     def lock(self):
@@ -53,16 +96,17 @@ class BatchDoseDriver:
         pass
 
 
-class TimerDoseDriver:
+class TimerDoseDriver(_MotorLine):
     """Core ticks run in a periodic hard IRQ, independent of the application.
 
-    ``timer_start(period_ms, callback)`` starts the periodic timer (the board
-    passes ``machine.Timer``); ``irq_lock``/``irq_unlock`` mask interrupts
-    (``machine.disable_irq``/``enable_irq``)."""
+    ``timer_start(period_ms, callback)`` starts the periodic timer and returns
+    it (the board passes a ``machine.Timer``); ``irq_lock``/``irq_unlock`` mask
+    interrupts (``machine.disable_irq``/``enable_irq``).  The driver keeps the
+    timer object: on the rp2 port a Timer nobody references is swept by the next
+    garbage collection and stops firing (``tests/fakes/machine.py``)."""
 
     def __init__(self, core, stepper, timer_start, irq_lock=_no_lock, irq_unlock=_no_unlock):
-        self.core = core
-        self.stepper = stepper
+        _MotorLine.__init__(self, core, stepper)
         self.irq_lock = irq_lock
         self.irq_unlock = irq_unlock
         self.mmhg = 0
@@ -71,7 +115,9 @@ class TimerDoseDriver:
         self.heartbeat = 0
         self.steps_since_cycle = 0
         self._tick_cb = self._tick          # bound once: no allocation in the IRQ
-        timer_start(TICK_MS, self._tick_cb)
+        self.timer = timer_start(TICK_MS, self._tick_cb)
+        if self.timer is None:
+            raise ValueError("timer_start must return the timer: the driver keeps it alive")
 
     def _tick(self, _timer):
         air = self.air_nl
@@ -80,6 +126,12 @@ class TimerDoseDriver:
         if steps:
             self.stepper.move(steps, TICK_MS)
             self.steps_since_cycle += steps
+        self.follow_delivery()
+
+    def stop(self):
+        """Stop the tick timer (boot failed after the driver was built)."""
+        self.cut_motor()
+        self.timer.deinit()
 
     def cycle(self, mmhg, air_nl, air_present, heartbeat):
         """Publish the cycle's samples; returns the steps the IRQ made since last cycle."""

@@ -1,28 +1,53 @@
-"""Device entry point: build the board's HAL, boot the pump, run the cycle loop.
+"""Device entry point: take the REPL off the port, build the HAL, boot, run the cycle loop.
 
-Owns only the wiring and the pacing of the real device: the safety core is
-ticked every 10 ms by a hardware timer IRQ (``TimerDoseDriver``), the
-application cycle runs every ``CYCLE_MS`` and feeds it samples and heartbeat.  The production image
-runs this as main.py; the service server owns the USB CDC port (SR-SVC-4: the
-production build disables the REPL on it).  The backend is chosen from
-``sys.platform`` (``hal.rp2040`` or ``hal.esp32``) so nothing here names a pin.
+Owns only the wiring and the pacing of the real device, and the promise that
+boot never ends in a REPL (SR-SVC-4):
+
+1. First of all Ctrl-C is disabled on the service port (``micropython.kbd_intr(-1)``),
+   so no byte from the host can interrupt the firmware; ``main()`` never returns.
+2. The board's HAL is built (``hal.rp2040`` / ``hal.esp32``, chosen from
+   ``sys.platform`` so nothing here names a pin).  Backends build each part
+   through ``hal.build_part``: a dead display becomes a named self-test failure.
+   If ``make_hal`` raises anyway, an inert HAL stands in (``hal/inert.py``).
+3. Core, dose driver (10 ms hardware-timer IRQ, ``TimerDoseDriver``) and the
+   application are built and the power-on self test runs.  Any exception there
+   becomes a system error: HIGH alarm, delivery blocked, logged (in RAM if the
+   flash log is the problem), service port answering.
+4. The cycle loop: an exception in a cycle cuts the motor, raises SYSTEM ERROR and
+   the loop goes on serving the port; only a restart clears it.
+
+Maintenance: with ``board.MAINTENANCE_BOOT`` true (development boards), holding
+SELECT and SILENCE at power-on leaves the motor disabled and returns to the REPL
+so ``pumpctl deploy`` (mpremote) can reach the raw REPL; production boards set it
+false and take images through BOOTSEL.
 """
 import time
 
 
-def _make_hal():
+def _take_repl_off_port():
+    try:
+        import micropython
+        micropython.kbd_intr(-1)
+    except (ImportError, AttributeError):
+        pass                      # CPython (tests): no REPL to take off
+
+
+def _platform_backend():
+    """The backend module of this platform (board, make_hal, make_service_port)."""
     import sys
     if sys.platform == "rp2":
-        from hal.rp2040 import make_hal
+        import hal.rp2040 as backend
     elif sys.platform == "esp32":
-        from hal.esp32 import make_hal
+        import hal.esp32 as backend  # type: ignore[no-redef]
     else:
         raise RuntimeError("no device HAL for platform %r; use sim/virtual_pump.py" % sys.platform)
-    return make_hal()
+    return backend
 
 
 def _timer_start(period_ms, callback):
-    """Periodic hard-IRQ timer for the core tick (soft IRQ where the port has no hard timers)."""
+    """Periodic hard-IRQ timer for the core tick (soft IRQ where the port has no hard timers).
+
+    Returns the Timer: the caller must keep it (rp2 sweeps an unreferenced Timer)."""
     import machine
     try:
         return machine.Timer(-1, mode=machine.Timer.PERIODIC, period=period_ms,
@@ -32,25 +57,92 @@ def _timer_start(period_ms, callback):
                              callback=callback)
 
 
-def main():
-    import machine
+def _reason(exc):
+    return "%s: %s" % (type(exc).__name__, exc)
+
+
+def maintenance_requested(board, pin_class):
+    """SELECT and SILENCE held at power-on on a board that allows a maintenance boot."""
+    if not getattr(board, "MAINTENANCE_BOOT", False):
+        return False
+    select = pin_class(board.PIN_KEY_SELECT, pin_class.IN, pin_class.PULL_UP)
+    silence = pin_class(board.PIN_KEY_SILENCE, pin_class.IN, pin_class.PULL_UP)
+    return select.value() == 0 and silence.value() == 0
+
+
+def start_pump(board, make_hal, make_service_port, timer_start, irq_lock, irq_unlock):
+    """Build and boot the pump; never raises: a failure gives a pump in system error.
+
+    ``make_service_port`` is tried alone when ``make_hal`` fails, so the technician
+    can still read the self-test result and the log over the port."""
+    import hal
     import safety_core as sc
     from firmware.app import PumpApp
-    from firmware.dose_driver import TimerDoseDriver
-    hal = _make_hal()
-    core = sc.SafetyCore(hal.board.USTEP_VOLUME_PL)
-    driver = TimerDoseDriver(core, hal.stepper, _timer_start, machine.disable_irq,
-                             machine.enable_irq)
-    app = PumpApp(hal, core=core, driver=driver)
+    from firmware.dose_driver import BatchDoseDriver, TimerDoseDriver
+    from hal import inert
+    try:
+        h = make_hal()
+    except Exception as e:
+        port = hal.build_part([], "service_port", make_service_port, inert.InertServicePort)
+        h = inert.failed_hal(board, _reason(e), service_port=port)
+    driver = None
+    try:
+        core = sc.SafetyCore(board.USTEP_VOLUME_PL)
+        driver = TimerDoseDriver(core, h.stepper, timer_start, irq_lock, irq_unlock)
+        app = PumpApp(h, core=core, driver=driver)
+        app.boot()
+        return app
+    except Exception as e:
+        if driver is not None:
+            driver.stop()
+        reason = _reason(e)
+    # Second chance, everything that can fail replaced: RAM log, no timer, no motor.
+    h = inert.failed_hal(board, "boot: " + reason, service_port=h.service_port, clock=h.clock)
+    core = sc.SafetyCore(board.USTEP_VOLUME_PL)
+    app = PumpApp(h, core=core, driver=BatchDoseDriver(core, h.stepper, board.CYCLE_MS))
     app.boot()
-    period_ms = hal.board.CYCLE_MS
-    next_ms = time.ticks_add(time.ticks_ms(), period_ms)
-    while True:
-        app.cycle()
-        wait = time.ticks_diff(next_ms, time.ticks_ms())
+    return app
+
+
+def run_cycles(app, period_ms, clock_ms, sleep_ms, cycles=-1):
+    """The cycle loop (forever when ``cycles`` < 0); exceptions become a system error."""
+    next_ms = clock_ms() + period_ms
+    while cycles != 0:
+        cycles -= 1
+        try:
+            app.cycle()
+        except Exception as e:
+            _cycle_failed(app, e)
+        wait = next_ms - clock_ms()
         if wait > 0:
-            time.sleep_ms(wait)
-        next_ms = time.ticks_add(next_ms, period_ms)
+            sleep_ms(wait)
+        next_ms += period_ms
+
+
+def _cycle_failed(app, exc):
+    try:
+        app.system_error(exc)
+    finally:
+        try:
+            app.service.poll()          # the technician can still read what happened
+        finally:
+            app.hal.watchdog.feed()     # the motor is cut: keep the port alive, no reset loop
+
+
+def main():
+    _take_repl_off_port()
+    import machine
+    backend = _platform_backend()
+    board = backend.board
+    if maintenance_requested(board, machine.Pin):
+        machine.Pin(board.PIN_EN, machine.Pin.OUT, value=1)     # driver off (active low)
+        print("maintenance boot: motor disabled, REPL open for deploy")
+        return
+    app = start_pump(board, backend.make_hal, backend.make_service_port, _timer_start,
+                     machine.disable_irq, machine.enable_irq)
+    clock = app.hal.clock
+    while True:                       # run_cycles returns only if told to; never to a REPL
+        run_cycles(app, board.CYCLE_MS, clock.ticks_ms, clock.sleep_ms)
 
 
 if __name__ == "__main__":

@@ -66,32 +66,47 @@ class FrameError(ValueError):
 
 def cobs_encode(data):
     """Consistent-overhead byte stuffing: the result contains no 0x00."""
-    out = bytearray(b"\x00")
-    code_idx = 0
-    code = 1
-    for b in data:
-        if b == 0:
-            out[code_idx] = code
-            code_idx = len(out)
-            out.append(0)
-            code = 1
-        else:
-            out.append(b)
-            code += 1
-            if code == 0xFF:
-                out[code_idx] = code
-                code_idx = len(out)
-                out.append(0)
-                code = 1
-    out[code_idx] = code
+    n = len(data)
+    out = bytearray(n + 1 + n // 254)      # the longest the encoding can be
+    end = _cobs_encode_into(data, n, out)
+    if end < len(out):
+        out[end:] = b""                     # trimmed in place
     return bytes(out)
 
 
+def _cobs_encode_into(data, n, out):
+    """COBS-encode data[:n] into out[0:]; returns the encoded length.  Writes by index
+    into a buffer sized up front (n + 1 + n // 254): no allocation per byte."""
+    code_idx = 0
+    o = 1
+    code = 1
+    for i in range(n):
+        b = data[i]
+        if b == 0:
+            out[code_idx] = code
+            code_idx = o
+            o += 1
+            code = 1
+        else:
+            out[o] = b
+            o += 1
+            code += 1
+            if code == 0xFF:
+                out[code_idx] = code
+                code_idx = o
+                o += 1
+                code = 1
+    out[code_idx] = code
+    return o
+
+
 def cobs_decode(data):
-    """Inverse of cobs_encode; raises FrameError on an invalid encoding."""
-    out = bytearray()
-    idx = 0
+    """Inverse of cobs_encode; raises FrameError on an invalid encoding.  Filled by
+    index into one buffer of the largest size (the decoding is never longer)."""
     n = len(data)
+    out = bytearray(n)
+    o = 0
+    idx = 0
     while idx < n:
         code = data[idx]
         if code == 0:
@@ -99,39 +114,63 @@ def cobs_decode(data):
         end = idx + code
         if end > n:
             raise FrameError(E_MALFORMED, "COBS block runs past the frame end")
-        out.extend(data[idx + 1:end])
+        for i in range(idx + 1, end):
+            out[o] = data[i]
+            o += 1
         idx = end
         if code < 0xFF and idx < n:
-            out.append(0)
+            out[o] = 0
+            o += 1
+    if o < n:
+        out[o:] = b""                       # trimmed in place
     return bytes(out)
 
 
 def encode_frame(request_id, code, payload=b""):
-    """Body -> bytes on the wire (COBS + delimiter)."""
-    body = bytearray(struct.pack("<BHB", VERSION, request_id & 0xFFFF, code))
-    body.extend(payload)
-    body.extend(struct.pack("<I", crc32(body)))
-    if len(body) > MAX_BODY:
-        raise FrameError(E_OVERSIZE, "frame body %d bytes exceeds %d" % (len(body), MAX_BODY))
-    return cobs_encode(body) + b"\x00"
+    """Body -> bytes on the wire (COBS + delimiter).
+
+    The body and its encoding are each built in one buffer of their final size
+    (PT-8: a STATUS reply is answered within the application cycle)."""
+    n = HEADER + len(payload) + TRAILER
+    if n > MAX_BODY:
+        raise FrameError(E_OVERSIZE, "frame body %d bytes exceeds %d" % (n, MAX_BODY))
+    body = bytearray(n)
+    struct.pack_into("<BHB", body, 0, VERSION, request_id & 0xFFFF, code)
+    body[HEADER:n - TRAILER] = payload
+    struct.pack_into("<I", body, n - TRAILER, crc32(memoryview(body)[:n - TRAILER]))
+    out = bytearray(n + 2 + n // 254)       # longest encoding + the 0x00 delimiter
+    end = _cobs_encode_into(body, n, out)
+    out[end] = 0
+    if end + 1 < len(out):
+        out[end + 1:] = b""
+    return bytes(out)
+
+
+# CRC-32 of a body *including* its little-endian CRC trailer: the same constant for
+# every intact body (the CRC's residue), so the check needs no slice of the body
+_CRC32_RESIDUE = 0x2144DF1C
 
 
 def decode_body(encoded):
     """One delimited frame's bytes (without the 0x00) -> (request_id, code, payload)."""
     body = cobs_decode(encoded)
-    if len(body) < HEADER + TRAILER:
+    n = len(body)
+    if n < HEADER + TRAILER:
         raise FrameError(E_MALFORMED, "frame of %d bytes is shorter than %d" %
-                         (len(body), HEADER + TRAILER))
-    if len(body) > MAX_BODY:
-        raise FrameError(E_OVERSIZE, "frame body %d bytes exceeds %d" % (len(body), MAX_BODY))
-    version, request_id, code = struct.unpack_from("<BHB", body, 0)
-    (crc,) = struct.unpack_from("<I", body, len(body) - TRAILER)
-    if crc != crc32(memoryview(body)[:len(body) - TRAILER]):
+                         (n, HEADER + TRAILER))
+    if n > MAX_BODY:
+        raise FrameError(E_OVERSIZE, "frame body %d bytes exceeds %d" % (n, MAX_BODY))
+    version = body[0]
+    request_id = body[1] | (body[2] << 8)
+    code = body[3]
+    if crc32(body) != _CRC32_RESIDUE:
         raise FrameError(E_BAD_CRC, "CRC mismatch", request_id)
     if version != VERSION:
         raise FrameError(E_BAD_VERSION, "protocol version %d, expected %d" % (version, VERSION),
                          request_id)
-    return request_id, code, bytes(body[HEADER:len(body) - TRAILER])
+    if n == HEADER + TRAILER:
+        return request_id, code, b""
+    return request_id, code, bytes(memoryview(body)[HEADER:n - TRAILER])
 
 
 def error_payload(err_code, message):
@@ -144,6 +183,9 @@ def parse_error(payload):
         return (0, "UNKNOWN", "")
     code = payload[0]
     return (code, ERROR_NAMES.get(code, "E%d" % code), bytes(payload[1:]).decode())
+
+
+_REUSE_MAX = 64      # FrameDecoder: frames up to this long reuse the buffer
 
 
 class FrameDecoder:
@@ -160,25 +202,35 @@ class FrameDecoder:
 
     def feed(self, chunk):
         items = []
+        buf = self.buf
         for byte in chunk:
             if byte == 0:
                 if self.overflow:
                     items.append(FrameError(E_OVERSIZE, "frame longer than %d bytes" %
                                             self.max_encoded))
-                elif self.buf:
+                elif buf:
                     try:
-                        items.append(decode_body(self.buf))
+                        items.append(decode_body(buf))
                     except FrameError as e:
                         items.append(e)
-                self.buf = bytearray()
+                buf = self._emptied(buf)
                 self.overflow = False
             elif not self.overflow:
-                if len(self.buf) >= self.max_encoded:
+                if len(buf) >= self.max_encoded:
                     self.overflow = True
-                    self.buf = bytearray()
+                    buf = self._emptied(buf)
                 else:
-                    self.buf.append(byte)
+                    buf.append(byte)
         return items
+
+    def _emptied(self, buf):
+        """The buffer for the next frame: a short one (every read request) is emptied in
+        place and reused, no allocation; a long one is let go, so its room is not held."""
+        if len(buf) <= _REUSE_MAX:
+            buf[:] = b""
+        else:
+            buf = self.buf = bytearray()
+        return buf
 
 
 def encode_status(st):

@@ -36,6 +36,10 @@ class Stepper:
         """Total microsteps emitted since boot."""
         _missing(self, "steps_issued")
 
+    def overruns(self):
+        """Moves the step generator could not take (a train still queued): 0 when healthy."""
+        return 0
+
 
 class Encoder:
     """Cam-shaft motion sensor (hall/optical).  ``pulses_per_rev`` per cam turn."""
@@ -115,12 +119,20 @@ class Buzzer:
     def is_on(self):
         _missing(self, "is_on")
 
+    def self_test(self):
+        """Prove the sounder works (True/False), or None: not testable on this board."""
+        return None
+
 
 class Leds:
     """Red / amber / green status LEDs."""
 
     def set(self, red, amber, green):
         _missing(self, "set")
+
+    def self_test(self):
+        """Prove each LED lights (True/False), or None: not testable on this board."""
+        return None
 
 
 class Display:
@@ -179,6 +191,10 @@ class Watchdog:
     def feed(self):
         _missing(self, "feed")
 
+    def self_test(self):
+        """Prove the watchdog bites (True/False), or None: not testable on this board."""
+        return None
+
 
 class ServicePort:
     """USB CDC serial (UART on ESP32 boards) for the service protocol."""
@@ -213,3 +229,17 @@ class Hal:
         self.clock = clock
         self.watchdog = watchdog
         self.service_port = service_port
+        self.part_failures = []     # (part, reason) of parts replaced by inert stand-ins
+
+
+def build_part(failures, part, factory, fallback):
+    """``factory()``, or ``fallback()`` with (part, reason) added to ``failures``.
+
+    Board backends build each part through this, so a missing or dead device (an
+    I2C display that does not answer raises OSError on the rp2 port) becomes a
+    named self-test failure instead of an exception out of ``make_hal``."""
+    try:
+        return factory()
+    except Exception as e:  # noqa: BLE001 -- any failure of a part is reported, never raised
+        failures.append((part, "%s: %s" % (type(e).__name__, e)))
+        return fallback()

@@ -5,6 +5,12 @@ MicroPython (device and unix port) and CPython alike.  On a MicroPython board it
 also disables Ctrl-C on the stream (``micropython.kbd_intr(-1)``) so binary
 frames containing 0x03 can never interrupt the firmware (SR-SVC-4; the
 production build also removes the REPL from the port).
+
+Port differences it handles: on the rp2 port ``sys.stdout.buffer`` is the
+``stdio_buffer_obj`` of ``shared/runtime/sys_stdio_mphal.c``, whose methods are
+read/readinto/readline/write/close and *no* ``flush`` (writes go straight to
+USB CDC); CPython's is a ``BufferedWriter`` that must be flushed.  So ``write``
+flushes only where the stream has a ``flush``.
 """
 import sys
 
@@ -19,19 +25,22 @@ except ImportError:  # pragma: no cover
 class StdioServicePort(hal.ServicePort):
     """stdin/stdout as the service link; ``closed`` once the host end hangs up."""
 
-    def __init__(self, disable_ctrl_c=False):
+    def __init__(self, disable_ctrl_c=False, stdin=None, stdout=None):
         self.closed = False
         if disable_ctrl_c:
             import micropython
             micropython.kbd_intr(-1)
-        self._in = sys.stdin.buffer
-        self._out = sys.stdout.buffer
+        stdin = stdin if stdin is not None else sys.stdin
+        self._in = stdin.buffer
+        self._out = stdout if stdout is not None else sys.stdout.buffer
+        self._flush = getattr(self._out, "flush", None)   # absent on the rp2 port
         self._poll = select.poll()
-        self._poll.register(sys.stdin, select.POLLIN)
+        self._poll.register(stdin, select.POLLIN)
+        self._ipoll = getattr(self._poll, "ipoll", None)   # MicroPython only
         try:
             import os
             self._os_read = os.read          # CPython: unbuffered read of what is there
-            self._fd = sys.stdin.fileno()
+            self._fd = stdin.fileno()
         except (ImportError, AttributeError):
             self._os_read = None  # type: ignore[assignment]  # MicroPython: unbuffered stdin
 
@@ -40,10 +49,9 @@ class StdioServicePort(hal.ServicePort):
             return b""
         out = b""
         while len(out) < max_bytes:
-            events = self._poll.poll(0)
-            if not events:
+            flags = self._ready_flags()
+            if not flags:
                 break
-            flags = events[0][1]
             if not flags & select.POLLIN:
                 if flags & (select.POLLHUP | select.POLLERR):
                     self.closed = True
@@ -58,6 +66,17 @@ class StdioServicePort(hal.ServicePort):
             out += chunk
         return out
 
+    def _ready_flags(self):
+        """Poll flags of stdin now, 0 when nothing is waiting.  MicroPython's ``ipoll``
+        allocates nothing after its first call; ``poll`` builds a list every call."""
+        if self._ipoll is not None:
+            for entry in self._ipoll(0):
+                return entry[1]
+            return 0
+        events = self._poll.poll(0)
+        return events[0][1] if events else 0
+
     def write(self, data):
         self._out.write(data)
-        self._out.flush()
+        if self._flush is not None:
+            self._flush()

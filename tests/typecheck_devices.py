@@ -12,10 +12,11 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMON = ["hal/__init__.py", "hal/devices.py", "hal/vfs_storage.py", "hal/stdio_port.py"]
+COMMON = ["hal/__init__.py", "hal/devices.py", "hal/vfs_storage.py", "hal/stdio_port.py",
+          "hal/inert.py", "hal/ram_storage.py", "firmware/main.py", "firmware/image_check.py"]
 PORTS = {
-    "rp2": ("micropython-rp2-rpi-pico-stubs", ["hal/rp2040/__init__.py", "firmware/main.py"]),
-    "esp32": ("micropython-esp32-stubs", ["hal/esp32/__init__.py", "firmware/main.py"]),
+    "rp2": ("micropython-rp2-rpi-pico-stubs", ["hal/rp2040/__init__.py"]),
+    "esp32": ("micropython-esp32-stubs", ["hal/esp32/__init__.py"]),
 }
 OURS = ("hal/", "firmware/", "safety_core/", "sim/")
 

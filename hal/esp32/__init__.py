@@ -14,6 +14,7 @@ import hal
 from hal.devices import (AdcPressureSensor, PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog,
                          pin_parts)
 from hal.esp32 import board_devkit as board
+from hal.inert import guarded_hal
 from hal.vfs_storage import FileStorage
 
 
@@ -86,24 +87,28 @@ class _AdcBattery(hal.Battery):
 
 
 def make_hal():
-    """The Hal of an ESP32-S3 reference pump."""
-    stepper = PwmTimerStepper()
-    down = _adc(board.PIN_ADC_PRESSURE_DOWN)
-    up = _adc(board.PIN_ADC_PRESSURE_UP)
-    return hal.Hal(
-        board=board,
-        stepper=stepper,
-        pressure_down=AdcPressureSensor(lambda: down.read_u16() >> 4, board),
-        pressure_up=AdcPressureSensor(lambda: up.read_u16() >> 4, board),
-        battery=_AdcBattery(),
-        buzzer=PwmBuzzer(PWM(Pin(board.PIN_BUZZER))),
-        display=Ssd1306Display(I2C(0, sda=Pin(board.PIN_I2C_SDA), scl=Pin(board.PIN_I2C_SCL)),
-                               board.DISPLAY_ADDR),
-        storage=FileStorage("/data"),
-        clock=RtcClock(machine.RTC()),
-        watchdog=WdtWatchdog(machine.WDT),
-        service_port=UartServicePort(UART(board.UART_ID, baudrate=board.UART_BAUD,
-                                          tx=board.PIN_UART_TX, rx=board.PIN_UART_RX,
-                                          timeout=0)),
-        **pin_parts(board, Pin, stepper, ("PIN_CASSETTE_0",))
-    )
+    """The Hal of an ESP32-S3 reference pump; a part that fails to build is named, not raised."""
+    return guarded_hal(board, {
+        "stepper": PwmTimerStepper,
+        "pressure_down": lambda: _pressure(board.PIN_ADC_PRESSURE_DOWN),
+        "pressure_up": lambda: _pressure(board.PIN_ADC_PRESSURE_UP),
+        "battery": _AdcBattery,
+        "buzzer": lambda: PwmBuzzer(PWM(Pin(board.PIN_BUZZER))),
+        "display": lambda: Ssd1306Display(I2C(0, sda=Pin(board.PIN_I2C_SDA),
+                                              scl=Pin(board.PIN_I2C_SCL)), board.DISPLAY_ADDR),
+        "storage": lambda: FileStorage("/data"),
+        "clock": lambda: RtcClock(machine.RTC()),
+        "watchdog": lambda: WdtWatchdog(machine.WDT),
+        "service_port": make_service_port,
+    }, lambda stepper: pin_parts(board, Pin, stepper, ("PIN_CASSETTE_0",)))
+
+
+def make_service_port():
+    """UART1 service port (also built alone when the rest of the HAL fails)."""
+    return UartServicePort(UART(board.UART_ID, baudrate=board.UART_BAUD, tx=board.PIN_UART_TX,
+                                rx=board.PIN_UART_RX, timeout=0))
+
+
+def _pressure(pin):
+    adc = _adc(pin)
+    return AdcPressureSensor(lambda: adc.read_u16() >> 4, board)

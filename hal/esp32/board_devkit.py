@@ -44,3 +44,9 @@ DISPLAY_ADDR = 0x3C
 PRESSURE_ADC_OFFSET = 400        # counts at 0 mmHg (12-bit)
 PRESSURE_MMHG_PER_COUNT_NUM = 2  # 0.4 mmHg per count
 PRESSURE_MMHG_PER_COUNT_DEN = 5
+
+# Boot and image (firmware/main.py, firmware/selftest.py)
+IMAGE_ROOT = "/"                 # where `pumpctl deploy` puts the image and its manifest.json
+MAINTENANCE_BOOT = True          # development board: SELECT+SILENCE held at power-on leaves the
+                                 # motor off and the REPL open for `pumpctl deploy`; False on
+                                 # production boards (images via BOOTSEL, no REPL on the port)

@@ -14,24 +14,40 @@ from machine import ADC, I2C, PWM, Pin
 import hal
 from hal.devices import (AdcPressureSensor, PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog,
                          pin_parts)
+from hal.inert import guarded_hal
 from hal.rp2040 import board_pico as board
-from hal.rp2040.pio_steps import step_train
+from hal.rp2040.pio_steps import (TX_FIFO_DEPTH_WORDS, WORDS_PER_MOVE, count_dir_word,
+                                   delay_for, step_train)
 from hal.stdio_port import StdioServicePort
 from hal.vfs_storage import FileStorage
 
 
 class PioStepper(hal.Stepper):
-    """Step pulses from PIO state machine 0, spread evenly over each period."""
+    """STEP/DIR pulse trains from PIO state machine 0, one move per call.
 
-    PIO_OVERHEAD_CYCLES = 6
+    ``move(steps, period_ms)`` is called from the 10 ms hard timer IRQ
+    (``firmware.dose_driver.TimerDoseDriver``), so it never blocks and allocates
+    nothing: it queues the two words of ``hal.rp2040.pio_steps`` (count and DIR,
+    delay) only when the TX FIFO has room for both, sized so the train lasts at
+    most ``TRAIN_BUDGET_PCT`` of the period.  Signed steps: negative = reverse
+    (occlusion back-off); the PIO sets DIR from the move's own word, so a reverse
+    move runs after the trains queued before it.  A move that cannot be queued
+    (FIFO full, or more pulses than fit in the period) is refused and counted in
+    ``overruns()``; by construction that never happens, and a non-zero count is a
+    motor fault.  ``steps_issued()`` is the net position commanded since boot:
+    forward steps minus reverse steps.  The enable line (EN, active low) is a
+    plain GPIO the PIO never drives; a move while disabled is dropped (not
+    counted anywhere), as before.
+    """
 
     def __init__(self):
         self.en = Pin(board.PIN_EN, Pin.OUT, value=1)        # active low: disabled
-        self.dir = Pin(board.PIN_DIR, Pin.OUT, value=0)      # forward
+        # STEP (set) and DIR (out) belong to the PIO: both start low (DIR low = forward)
         self.sm = rp2.StateMachine(0, step_train, freq=board.STEP_PIO_FREQ_HZ,
-                                   set_base=Pin(board.PIN_STEP))
+                                   set_base=Pin(board.PIN_STEP), out_base=Pin(board.PIN_DIR))
         self.sm.active(1)
         self.issued = 0
+        self.overrun_count = 0
         self.enabled = False
 
     def enable(self, on):
@@ -39,16 +55,23 @@ class PioStepper(hal.Stepper):
         self.en.value(0 if on else 1)
 
     def move(self, steps, period_ms):
-        if steps <= 0 or not self.enabled:
+        if steps == 0 or not self.enabled:
             return
-        cycles = period_ms * (board.STEP_PIO_FREQ_HZ // 1000) // steps
-        half = (cycles - self.PIO_OVERHEAD_CYCLES) // 2
-        self.sm.put(steps - 1)
-        self.sm.put(half if half > 0 else 1)
+        delay = delay_for(steps if steps > 0 else -steps, period_ms, board.STEP_PIO_FREQ_HZ)
+        # the SM only drains the FIFO, so room seen here is still there at put()
+        if delay < 0 or self.sm.tx_fifo() > TX_FIFO_DEPTH_WORDS - WORDS_PER_MOVE:
+            self.overrun_count += 1
+            return
+        self.sm.put(count_dir_word(steps))
+        self.sm.put(delay)
         self.issued += steps
 
     def steps_issued(self):
         return self.issued
+
+    def overruns(self):
+        """Moves refused because the PIO could not take them in time (0 unless broken)."""
+        return self.overrun_count
 
 
 class Rp2UsbPort(StdioServicePort):
@@ -59,25 +82,30 @@ class Rp2UsbPort(StdioServicePort):
 
 
 def make_hal():
-    """The Hal of a Pico reference pump."""
-    stepper = PioStepper()
-    return hal.Hal(
-        board=board,
-        stepper=stepper,
-        pressure_down=AdcPressureSensor(lambda a=ADC(board.ADC_PRESSURE_DOWN): a.read_u16() >> 4,
-                                        board),
-        pressure_up=AdcPressureSensor(lambda a=ADC(board.ADC_PRESSURE_UP): a.read_u16() >> 4,
-                                      board),
-        battery=_VsysBattery(),
-        buzzer=PwmBuzzer(PWM(Pin(board.PIN_BUZZER))),
-        display=Ssd1306Display(I2C(board.I2C_ID, sda=Pin(board.PIN_I2C_SDA),
-                                   scl=Pin(board.PIN_I2C_SCL)), board.DISPLAY_ADDR),
-        storage=FileStorage("/data"),
-        clock=RtcClock(machine.RTC()),
-        watchdog=WdtWatchdog(machine.WDT),
-        service_port=Rp2UsbPort(),
-        **pin_parts(board, Pin, stepper, ("PIN_CASSETTE_0", "PIN_CASSETTE_1"))
-    )
+    """The Hal of a Pico reference pump; a part that fails to build is named, not raised."""
+    return guarded_hal(board, {
+        "stepper": PioStepper,
+        "pressure_down": lambda: _pressure(board.ADC_PRESSURE_DOWN),
+        "pressure_up": lambda: _pressure(board.ADC_PRESSURE_UP),
+        "battery": _VsysBattery,
+        "buzzer": lambda: PwmBuzzer(PWM(Pin(board.PIN_BUZZER))),
+        "display": lambda: Ssd1306Display(I2C(board.I2C_ID, sda=Pin(board.PIN_I2C_SDA),
+                                              scl=Pin(board.PIN_I2C_SCL)), board.DISPLAY_ADDR),
+        "storage": lambda: FileStorage("/data"),
+        "clock": lambda: RtcClock(machine.RTC()),
+        "watchdog": lambda: WdtWatchdog(machine.WDT),
+        "service_port": make_service_port,
+    }, lambda stepper: pin_parts(board, Pin, stepper, ("PIN_CASSETTE_0", "PIN_CASSETTE_1")))
+
+
+def make_service_port():
+    """USB CDC service port (also built alone when the rest of the HAL fails)."""
+    return Rp2UsbPort()
+
+
+def _pressure(channel):
+    adc = ADC(channel)
+    return AdcPressureSensor(lambda: adc.read_u16() >> 4, board)
 
 
 class _VsysBattery(hal.Battery):

@@ -93,9 +93,12 @@ class SimButtons(hal.Buttons):
 
 
 class SimBuzzer(hal.Buzzer):
+    """Models a board with sounder current sense; ``broken`` injects a dead sounder."""
+
     def __init__(self):
         self.freq_hz = 0
         self.tones = 0
+        self.broken = False
 
     def tone(self, freq_hz, volume_pct):
         if not self.freq_hz:
@@ -108,13 +111,26 @@ class SimBuzzer(hal.Buzzer):
     def is_on(self):
         return self.freq_hz != 0
 
+    def self_test(self):
+        return self.freq_hz != 0 and not self.broken
+
+
+# every (red, amber, green) state, built once: set() is called every cycle
+_LED_STATES = tuple((bool(i & 4), bool(i & 2), bool(i & 1)) for i in range(8))
+
 
 class SimLeds(hal.Leds):
+    """Models a board with LED current sense; ``broken`` injects a dead LED."""
+
     def __init__(self):
-        self.state = (False, False, False)
+        self.state = _LED_STATES[0]
+        self.broken = False
+
+    def self_test(self):
+        return self.state == _LED_STATES[7] and not self.broken
 
     def set(self, red, amber, green):
-        self.state = (bool(red), bool(amber), bool(green))
+        self.state = _LED_STATES[(4 if red else 0) | (2 if amber else 0) | (1 if green else 0)]
 
 
 class SimDisplay(hal.Display):
@@ -122,7 +138,8 @@ class SimDisplay(hal.Display):
         self.lines = []
 
     def show(self, lines):
-        self.lines = list(lines)
+        # the firmware renders a new list each time: keep it rather than copy it
+        self.lines = lines if isinstance(lines, list) else list(lines)
 
 
 class SimClock(hal.Clock):

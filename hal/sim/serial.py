@@ -19,14 +19,19 @@ class QueueServicePort(hal.ServicePort):
 
     def drain(self):
         out = bytes(self.tx)
-        self.tx = bytearray()
+        self.tx[:] = b""        # emptied in place: write() reuses its room
         return out
 
     def read(self, max_bytes):
-        if not self.rx:
+        rx = self.rx
+        if not rx:
             return b""
-        chunk = bytes(self.rx[:max_bytes])
-        self.rx = self.rx[max_bytes:]
+        if len(rx) <= max_bytes:            # the usual case: one copy, emptied in place
+            chunk = bytes(rx)
+            rx[:] = b""
+        else:
+            chunk = bytes(rx[:max_bytes])
+            rx[:max_bytes] = b""
         return chunk
 
     def write(self, data):

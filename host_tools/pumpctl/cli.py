@@ -1,8 +1,8 @@
 """pumpctl: the technicians' and pharmacists' command-line tool (SR-SVC-3).
 
-Owns the user-facing commands: ``status``, ``logs pull``, ``sim``.  Every
-failure prints a message naming the problem and exits non-zero; long
-transfers show a progress bar.
+Owns the user-facing commands: ``status``, ``logs pull``, ``sim``, ``deploy``
+(its logic is in ``deploy.py``).  Every failure prints a message naming the
+problem and exits non-zero; long transfers show a progress bar.
 """
 import csv
 import os
@@ -17,6 +17,7 @@ from rich.table import Table
 import safety_core as sc
 from firmware import alarms as al
 from firmware import eventlog, events
+from host_tools.library.cli import library as library_group
 from host_tools.pumpctl.link import PumpError, PumpLink
 
 console = Console()
@@ -38,6 +39,9 @@ def _ml(value_ul):
 @click.version_option("0.1.0", prog_name="pumpctl")
 def main():
     """Talk to an infusion pump (real or virtual) over its service port."""
+
+
+main.add_command(library_group)      # library check/compile/show/diff: host_tools/library/cli.py
 
 
 @main.command()
@@ -180,6 +184,24 @@ def sim_cmd(runtime, speed, rate_ml_h, vtbi_ml, state_dir):
         raise click.ClickException(str(e))
     if rc:
         raise click.ClickException("virtual pump exited with status %d" % rc)
+
+
+@main.command("deploy")
+@click.option("--port", required=True, help="serial port of the board, e.g. /dev/ttyACM0")
+@click.option("--board", type=click.Choice(["pico", "esp32s3"]), default=None,
+              help="target board (default: the image's, else pico)")
+@click.option("--image", "image_dir", default=None, type=click.Path(file_okay=False),
+              help="image folder (default build/firmware/<board>)")
+@click.option("--timeout", default=5.0, show_default=True, help="seconds per read")
+def deploy_cmd(port, board, image_dir, timeout):
+    """Copy the firmware image to a board over its raw REPL and verify it there."""
+    from host_tools.pumpctl.deploy import DeployError, deploy
+    if image_dir is None:
+        image_dir = os.path.join("build", "firmware", board or "pico")
+    try:
+        deploy(port, image_dir, board=board, console=console, timeout_s=timeout)
+    except DeployError as e:
+        raise click.ClickException(str(e))
 
 
 if __name__ == "__main__":

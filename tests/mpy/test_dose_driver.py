@@ -20,6 +20,7 @@ class FakeTimer:
     def start(self, period_ms, callback):
         self.period_ms = period_ms
         self.callback = callback
+        return self            # machine.Timer(...) returns the timer object
 
     def fire(self, n):
         for _ in range(n):

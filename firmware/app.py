@@ -66,6 +66,7 @@ class PumpApp:
         self.service = ServiceServer(hal.service_port, self, self.log)
         self.heartbeat = 0
         self.program = None          # (rate_ul_per_h, vtbi_ul, kvo_ul_per_h, occ, bubble)
+        self.library = None          # firmware.druglib.Library of the active slot, or None
         self.post_results = []
         self.post_ok = False
         self.paused_since_ms = None
@@ -96,6 +97,12 @@ class PumpApp:
             self.alarms.raise_alarm(al.SELF_TEST_FAILED, self.now_ms())
         self.alarms.update(self.now_ms())
         return self.post_ok
+
+    # ---- drug library ------------------------------------------------------------
+    def set_library(self, library):
+        """The active drug library changed (boot, or a committed load): a verified
+        ``firmware.druglib.Library`` or None.  Programs already loaded keep running."""
+        self.library = library
 
     # ---- therapy -------------------------------------------------------------
     def program_continuous(self, rate_ul_per_h, vtbi_ul, kvo_ul_per_h=0,

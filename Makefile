@@ -2,6 +2,7 @@
 #   make sim    -- the main job: simulated therapy, report and plot (out/)
 #   make test   -- every test (C builds and checks, sanitizers, pytest incl. MicroPython)
 #   make bench  -- PT-1 (instructions/tick on armv6m under unicorn) and PT-2 (sim speed)
+#   make soak   -- 100,000 hostile service frames at an infusing pump
 #   make trace  -- each requirement ID with the tests that name it
 #   make natmod ARCH=armv6m MPY_DIR=<micropython tree>  -- the device native module
 # Each target bootstraps what it needs (.venv, pip install -e .[dev], cffi build,
@@ -24,7 +25,7 @@ RV_CC := riscv64-unknown-elf-gcc
 RV_FLAGS := -march=rv32imc -mabi=ilp32 -Os $(FREESTANDING)
 DEBIAN_PKGS := gcc-arm-none-eabi gcc-riscv64-unknown-elf cppcheck
 
-.PHONY: all setup toolchain cffi c-checks c-host c-cross c-cppcheck c-sanitize typecheck test sim bench trace natmod firmware clean
+.PHONY: all setup toolchain cffi c-checks c-host c-cross c-cppcheck c-sanitize typecheck test sim bench soak trace natmod firmware clean
 
 all: test
 
@@ -101,6 +102,10 @@ bench: $(STAMP) toolchain $(CFFI_STAMP)
 	$(VPY) tests/bench/pt2_sim_speed.py
 	$(VPY) tests/bench/pt8_heap.py
 	$(VPY) tests/bench/pt7_library.py
+
+# 100,000 hostile frames at an infusing pump (a short version runs in make test)
+soak: $(STAMP) $(CFFI_STAMP)
+	$(VPY) -m tests.soak_hostile_link --frames 100000
 
 trace: $(STAMP)
 	$(VPY) tests/trace.py

@@ -45,6 +45,7 @@ SELF_TEST_FAILED = const(12)
 SERVICE_SESSION = const(13)
 SYSTEM_ERROR = const(14)        # firmware exception at boot or in the cycle
 MOTOR_DRIVE = const(15)         # the step generator refused a move (train overrun)
+SOFT_LIMIT_OVERRIDE = const(16)  # a confirmed soft-limit dose is in use (SR-LIB-4)
 
 # id: (name, priority, stops delivery, clear condition)
 TABLE = {
@@ -63,6 +64,8 @@ TABLE = {
     SERVICE_SESSION: ("SERVICE SESSION", PRIORITY_LOW, False, CLEAR_CAUSE_GONE),
     SYSTEM_ERROR: ("SYSTEM ERROR", PRIORITY_HIGH, True, CLEAR_ON_RESTART),
     MOTOR_DRIVE: ("SYSTEM ERROR: MOTOR DRIVE", PRIORITY_HIGH, True, CLEAR_ON_RESTART),
+    # its cause is the program with the override: gone when replaced or completed
+    SOFT_LIMIT_OVERRIDE: ("SOFT LIMIT OVERRIDE", PRIORITY_LOW, False, CLEAR_CAUSE_GONE),
 }
 
 # buzzer pattern per priority: (frequency Hz, on ms, period ms)
@@ -169,6 +172,23 @@ class AlarmManager:
                 best_prio = prio
                 best_ms = raised_ms
         return best
+
+    def top_priority(self):
+        """Priority of the sounding alarm, 0 when none is active."""
+        top = self.top()
+        return priority(top) if top else 0
+
+    def unacknowledged(self):
+        """True while an active alarm has not been acknowledged yet."""
+        active = self.active
+        for alarm_id in active:
+            if not active[alarm_id][1]:
+                return True
+        return False
+
+    def sounding(self):
+        """True while an alarm sounds (not silenced), as of the last update()."""
+        return self._sounding != 0 and self.silenced_until_ms is None
 
     def blocking_alarm(self):
         """An active alarm that stops delivery (an unknown id counts), else 0."""

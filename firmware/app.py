@@ -25,12 +25,16 @@ from firmware import events
 from firmware.dose_driver import BatchDoseDriver
 from firmware.eventlog import EventLog
 from firmware.selftest import failures, run_post
-from firmware.service import ServiceServer
+from firmware.keystore import KeyStore
+from firmware.library_store import LibraryStore
+from firmware.service import MODEL, PhysicalConfirm, ServiceServer
 from firmware import ui
 
 KEY_RUN_STOP = const(1)
 KEY_SELECT = const(2)
 KEY_SILENCE = const(32)
+KEY_CLINICIAN = const(24)            # UP + DOWN pressed together: clinician access
+CLINICIAN_ACCESS_MS = const(60000)   # the programming menu can be opened for 1 min after
 
 BATTERY_LOW_MV = const(3500)        # 1-cell Li-ion: ~20 % left
 BATTERY_DEPLETED_MV = const(3300)   # stop before brown-out
@@ -53,6 +57,10 @@ _FAULT_ALARMS = (
 class PumpApp:
     """One pump: a HAL, a safety core, alarms, the event log and the service port."""
 
+    therapy = None      # firmware.programming.Plan of a program from the library, else None
+    menu = None         # firmware.menu.Menu, made when the buttons first open it
+    clinician_until_ms = -1   # SPEC 1: the patient never reaches a menu that changes therapy
+
     def __init__(self, hal, core=None, log=None, driver=None):
         self.hal = hal
         board = hal.board
@@ -63,7 +71,11 @@ class PumpApp:
             self.core, hal.stepper, self.cycle_ms)
         self.log = log if log is not None else EventLog(hal.storage, hal.clock)
         self.alarms = al.AlarmManager(hal, self.log)
-        self.service = ServiceServer(hal.service_port, self, self.log)
+        # service link (issue 6): keys, A/B library slots, SELECT confirms the first keys
+        self.keys = KeyStore(hal.storage)
+        self.libraries = LibraryStore(hal.storage, self.keys, self.log, MODEL)
+        self.service = ServiceServer(hal.service_port, self, self.log, self.keys,
+                                     self.libraries, PhysicalConfirm(hal))
         self.heartbeat = 0
         self.program = None          # (rate_ul_per_h, vtbi_ul, kvo_ul_per_h, occ, bubble)
         self.library = None          # firmware.druglib.Library of the active slot, or None
@@ -95,6 +107,7 @@ class PumpApp:
                         len(self.post_results), len(failed))
         if failed:
             self.alarms.raise_alarm(al.SELF_TEST_FAILED, self.now_ms())
+        self.set_library(self.libraries.open_active())   # verified, or None (logged)
         self.alarms.update(self.now_ms())
         return self.post_ok
 
@@ -127,7 +140,23 @@ class PumpApp:
         # the completed infusion those alarms announced is replaced by this one
         self.alarms.supersede(al.INFUSION_COMPLETE)
         self.alarms.supersede(al.INFUSION_COMPLETE_KVO)
+        self.therapy = None                           # program_from_library sets it again
+        self.alarms.cause_gone(al.SOFT_LIMIT_OVERRIDE)  # the override's program is replaced
         self.last_phase = self.core.phase
+
+    def unlock_clinician(self, now_ms):
+        """Clinician access (UP + DOWN together): SELECT opens the programming menu for
+        ``CLINICIAN_ACCESS_MS``; without it the patient's SELECT only acknowledges."""
+        self.clinician_until_ms = now_ms + CLINICIAN_ACCESS_MS
+
+    def program_from_library(self, *args, **kw):
+        """Program a continuous infusion from the active drug library (SR-TH-3/4, SR-LIB-4):
+        (care_area, drug_id, conc, dose, dose_unit, vtbi_ul, weight_g=None, kvo_ul_per_h=0,
+        confirm_soft=False, library_id=None, library_version=None, dry_run=False), checked
+        and converted by ``firmware.programming.program`` (see there and
+        docs/CONTRACTS.md); returns its Plan or raises programming.ProgramError."""
+        from firmware import programming    # on first use: no heap for a running pump
+        return programming.program(self, *args, **kw)
 
     def start(self):
         """Start or resume; raises sc.CoreRefused when delivery is blocked."""
@@ -230,11 +259,15 @@ class PumpApp:
 
         self._check_hardware(now)
         if self.paused_since_ms is not None and core.phase == sc.PHASE_PAUSED:
-            if now - self.paused_since_ms >= al.PAUSED_TOO_LONG_MS and not self.alarms.active:
+            # an informational (LOW) alarm such as a soft-limit override does not hide it
+            if now - self.paused_since_ms >= al.PAUSED_TOO_LONG_MS and \
+                    self.alarms.top_priority() <= al.PRIORITY_LOW:
                 self.alarms.raise_alarm(al.PAUSED_TOO_LONG, now)
         keys = hal.buttons.poll()
         if keys:
             self._on_keys(keys)
+        elif self.menu is not None and self.menu.active:
+            self.menu.tick(self, now)     # SR-TH-6: unconfirmed edit reverts, menu times out
         self.alarms.update(now)
         try:
             self.service.poll()
@@ -269,10 +302,12 @@ class PumpApp:
             self.log.append(events.THERAPY_COMPLETED, self.core.delivered_nl() // 1000, 1)
             self.alarms.raise_alarm(al.INFUSION_COMPLETE_KVO, now)
             self.alarms.cause_gone(al.INFUSION_COMPLETE_KVO)  # an event: ack clears it
+            self.alarms.cause_gone(al.SOFT_LIMIT_OVERRIDE)    # the dose is no longer given
         elif phase == sc.PHASE_COMPLETE:
             self.log.append(events.THERAPY_COMPLETED, self.core.delivered_nl() // 1000, 0)
             self.alarms.raise_alarm(al.INFUSION_COMPLETE, now)
             self.alarms.cause_gone(al.INFUSION_COMPLETE)  # clears on acknowledge
+            self.alarms.cause_gone(al.SOFT_LIMIT_OVERRIDE)
         self.last_phase = phase
 
     def _check_hardware(self, now):
@@ -303,10 +338,27 @@ class PumpApp:
             self.alarms.cause_gone(al.BATTERY_LOW)
 
     def _on_keys(self, keys):
-        if keys & KEY_SILENCE:
+        menu = self.menu
+        in_menu = menu is not None and menu.active
+        if keys & KEY_SILENCE and (not in_menu or self.alarms.sounding() and
+                                   self.alarms.top_priority() > al.PRIORITY_LOW):
             self.silence()
-        if keys & KEY_SELECT and self.alarms.active:
-            self.acknowledge()
+            keys &= ~KEY_SILENCE          # in the menu SILENCE is "back", unless an alarm
+            #                               above LOW sounds
+        if keys & KEY_SELECT and (self.alarms.unacknowledged() or self.core.faults):
+            self.acknowledge()            # alarms first; then SELECT drives the menu
+            keys &= ~KEY_SELECT
+        now = self.now_ms()
+        if keys & KEY_CLINICIAN == KEY_CLINICIAN:   # the chord taught to nurses, not patients
+            self.unlock_clinician(now)
+            keys &= ~KEY_CLINICIAN
+        phase = self.core.phase
+        if phase != sc.PHASE_RUNNING and phase != sc.PHASE_KVO and (
+                in_menu or keys & KEY_SELECT and now < self.clinician_until_ms):
+            if menu is None:              # programming on the buttons (firmware/menu.py)
+                from firmware.menu import Menu
+                menu = self.menu = Menu()
+            keys = menu.on_keys(self, keys, self.now_ms())   # the keys it leaves
         if keys & KEY_RUN_STOP:
             if self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO):
                 self.pause()
@@ -335,4 +387,9 @@ class PumpApp:
             "battery_mv": self.last_battery_mv,
             "uptime_ms": self.now_ms(),
             "log_seq": self.log.last_seq,
+            # the active drug library (0, 0 = none) and the program's drug (0 = basic
+            # infusion or not from the library)
+            "library_id": self.library.library_id if self.library is not None else 0,
+            "library_version": self.library.version if self.library is not None else 0,
+            "drug_id": self.therapy.drug_id if self.therapy is not None else 0,
         }

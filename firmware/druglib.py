@@ -9,13 +9,14 @@ is never held whole on the heap.  The host compiler (``host_tools/library``)
 imports these tables and formats, so both sides share one definition.
 
 MicroPython has ``hashlib.sha256`` but no ``hmac`` module: HMAC-SHA256
-(RFC 2104) is implemented here over ``hashlib``.  Portable: MicroPython and
+(RFC 2104) is implemented over ``hashlib`` in ``firmware/mac.py`` (shared with
+the service link) and re-exported here.  Portable: MicroPython and
 CPython.  Numbers are scaled integers; there is no float anywhere.
 """
-import hashlib
 import struct
 
 from firmware.crc import crc32
+from firmware.mac import HmacSha256, equal_digest, hmac_sha256  # noqa: F401  (re-exported)
 
 MAGIC = b"IPDL"
 SCHEMA_VERSION = 1
@@ -124,49 +125,6 @@ def format_scaled(value, decimals):
     while frac and frac[-1] == "0":
         frac = frac[:-1]
     return sign + whole + ("." + frac if frac else "")
-
-
-# ---- HMAC-SHA256 (RFC 2104) over hashlib: MicroPython has no hmac module ---------------
-
-class HmacSha256:
-    """Streaming HMAC-SHA256: update(data) any number of times, then digest() once."""
-
-    def __init__(self, key):
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        pad = bytearray(64)
-        for i in range(len(key)):
-            pad[i] = key[i] ^ 0x36
-        for i in range(len(key), 64):
-            pad[i] = 0x36
-        self._inner = hashlib.sha256(pad)
-        for i in range(64):
-            pad[i] ^= 0x36 ^ 0x5C
-        self._outer_pad = bytes(pad)
-
-    def update(self, data):
-        self._inner.update(data)
-
-    def digest(self):
-        outer = hashlib.sha256(self._outer_pad)
-        outer.update(self._inner.digest())
-        return outer.digest()
-
-
-def hmac_sha256(key, data):
-    mac = HmacSha256(key)
-    mac.update(data)
-    return mac.digest()
-
-
-def equal_digest(a, b):
-    """Compare two digests in time independent of where they differ."""
-    if len(a) != len(b):
-        return False
-    diff = 0
-    for i in range(len(a)):
-        diff |= a[i] ^ b[i]
-    return diff == 0
 
 
 # ---- header -----------------------------------------------------------------------------

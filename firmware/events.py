@@ -28,12 +28,23 @@ ALARM_RAISED = const(30)         # a = alarm id, b = priority
 ALARM_ACKNOWLEDGED = const(31)   # a = alarm id
 ALARM_SILENCED = const(32)       # a = alarm id
 ALARM_CLEARED = const(33)        # a = alarm id
-LIBRARY_LOADED = const(40)
-LIBRARY_REJECTED = const(41)
-SERVICE_LOGIN = const(50)
-SERVICE_COMMAND = const(51)      # a = command code
-CLOCK_SET = const(52)
+LIBRARY_LOADED = const(40)       # a = library id, b = version
+LIBRARY_REJECTED = const(41)     # a = reason (firmware/library_store.py R_*), b = library id
+SERVICE_LOGIN = const(50)        # a = 1 ok / 0 failed, b = login counter / failures in a row
+SERVICE_COMMAND = const(51)      # a = command code, b = 0 done / protocol error code
+CLOCK_SET = const(52)            # a = old RTC s, b = new RTC s
 ERROR = const(60)
+KEYS_CHANGED = const(53)         # a = 1 technician key | 2 fleet key, b = 1 on-pump
+#                                  confirmation (first keys) / 2 logged-in key change
+SERVICE_LOGOUT = const(54)       # a = 0 logout / 1 idle timeout / 2 new login, b = writes
+# drug-library programming (issue 6: firmware/programming.py, docs/CONTRACTS.md)
+THERAPY_CONTEXT = const(70)      # a = library id, b = (library version & 0xFFFF) << 16 | drug
+#                                  id (u32 values in the i32 fields); logged immediately
+#                                  before THERAPY_PROGRAMMED (or PROGRAM_REFUSED) of a program
+#                                  from the library; drug id 0 = basic infusion
+SOFT_LIMIT_OVERRIDE = const(71)  # a = drug id | dose unit code << 16 | side << 24 (1 below
+#                                  soft min, 2 above soft max), b = dose (scaled, dose unit)
+LIBRARY_CHECK_REFUSED = const(72)  # a = programming reason code, b = drug id
 
 NAMES = {
     POWER_ON: "POWER_ON", POWER_OFF: "POWER_OFF",
@@ -49,7 +60,11 @@ NAMES = {
     LIBRARY_LOADED: "LIBRARY_LOADED", LIBRARY_REJECTED: "LIBRARY_REJECTED",
     SERVICE_LOGIN: "SERVICE_LOGIN", SERVICE_COMMAND: "SERVICE_COMMAND",
     CLOCK_SET: "CLOCK_SET", ERROR: "ERROR",
+    KEYS_CHANGED: "KEYS_CHANGED", SERVICE_LOGOUT: "SERVICE_LOGOUT",
 }
+NAMES[THERAPY_CONTEXT] = "THERAPY_CONTEXT"
+NAMES[SOFT_LIMIT_OVERRIDE] = "SOFT_LIMIT_OVERRIDE"
+NAMES[LIBRARY_CHECK_REFUSED] = "LIBRARY_CHECK_REFUSED"
 
 
 def name(code):

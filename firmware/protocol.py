@@ -19,16 +19,29 @@ MAX_BODY = 1024
 HEADER = 4                   # version, request id, code
 TRAILER = 4                  # CRC-32
 
-# commands
+# commands: open reads (docs/SERVICE_LINK.md has every payload)
 IDENTIFY = 0x01
 STATUS = 0x02
 LOG_READ = 0x10              # payload: u32 from_seq, u16 max_count
-# writes: refused until the technician login of SR-SVC-2 exists
-LIBRARY_LOAD = 0x20
+KEY_STATUS = 0x11            # which keys are set, key prompt state, lockout
+LIBRARY_INFO = 0x12          # active library and any load in progress
+# login (SR-SVC-2), open: a challenge, then its answer
+LOGIN_CHALLENGE = 0x30       # reply: nonce 16 | u32 counter | u16 idle s | serial
+LOGIN = 0x31                 # payload: nonce 16 | HMAC 32; reply: pump proof 16 | u16 idle s
+# the first keys: open, but only with SELECT pressed on the pump (physical confirmation)
+KEY_PROVISION = 0x27         # payload: technician key 32 | fleet key 32
+# writes: need a login; payload u32 sequence | body | MAC 16 (firmware/auth.py)
+LIBRARY_LOAD = 0x20          # begin or resume a load: u32 size | sha256 32
 CONFIG_SET = 0x21
-CLOCK_SET = 0x22
+CLOCK_SET = 0x22             # u32 RTC seconds (Unix time, UTC)
 CALIBRATION_SET = 0x23
-WRITE_COMMANDS = (LIBRARY_LOAD, CONFIG_SET, CLOCK_SET, CALIBRATION_SET)
+LIBRARY_CHUNK = 0x24         # u32 offset | data
+LIBRARY_COMMIT = 0x25        # sha256 32: verify the new slot, then switch to it
+KEY_CHANGE = 0x26            # u8 which | tech 32 | fleet 32 (wrapped under the session)
+LOGOUT = 0x28
+LIBRARY_BEGIN = LIBRARY_LOAD
+WRITE_COMMANDS = (LIBRARY_LOAD, CONFIG_SET, CLOCK_SET, CALIBRATION_SET, LIBRARY_CHUNK,
+                  LIBRARY_COMMIT, KEY_CHANGE, LOGOUT)
 REPLY = 0x80
 ERROR = 0x7F
 
@@ -41,17 +54,25 @@ E_BAD_ARGS = 5
 E_BUSY = 6
 E_NOT_AUTHORISED = 7
 E_BAD_VERSION = 8
+E_REFUSED = 9                # the pump refused the content (a library it cannot accept)
+E_STORAGE = 10               # the pump's flash failed; nothing was switched
 ERROR_NAMES = {
     E_BAD_CRC: "BAD_CRC", E_MALFORMED: "MALFORMED", E_OVERSIZE: "OVERSIZE",
     E_UNKNOWN_COMMAND: "UNKNOWN_COMMAND", E_BAD_ARGS: "BAD_ARGS", E_BUSY: "BUSY",
     E_NOT_AUTHORISED: "NOT_AUTHORISED", E_BAD_VERSION: "BAD_VERSION",
+    E_REFUSED: "REFUSED", E_STORAGE: "STORAGE",
 }
 
-# STATUS payload (all little-endian)
+# STATUS payload (all little-endian): the base fields, then extensions appended over
+# time.  A decoder reads the base and every extension the payload is long enough for,
+# and ignores bytes after the ones it knows, so old hosts and old pumps keep working.
 STATUS_FMT = "<BIIIIIHBIiIII"
 STATUS_FIELDS = ("phase", "rate_ul_per_h", "vtbi_ul", "kvo_ul_per_h", "delivered_nl",
                  "kvo_nl", "alarm", "alarm_priority", "faults", "downstream_mmhg",
                  "battery_mv", "uptime_ms", "log_seq")
+# extension 1 (issue 6): the active drug library, 0/0 = none
+STATUS_EXT1_FMT = "<II"
+STATUS_EXT1_FIELDS = ("library_id", "library_version")
 
 
 class FrameError(ValueError):
@@ -233,12 +254,32 @@ class FrameDecoder:
         return buf
 
 
-def encode_status(st):
-    return struct.pack(STATUS_FMT, *[st[k] for k in STATUS_FIELDS])
+_STATUS_EXT1_FULL = STATUS_FMT + STATUS_EXT1_FMT[1:]
+
+
+def encode_status(st, library_id=None, library_version=0):
+    """STATUS payload of a status dict; with extension 1 (the active library) when
+    ``library_id`` is given or the dict has it.  One pack: a STATUS reply is answered
+    within the application cycle (PT-8)."""
+    if library_id is None:
+        if "library_id" not in st:
+            return struct.pack(STATUS_FMT, *[st[k] for k in STATUS_FIELDS])
+        library_id = st["library_id"]
+        library_version = st["library_version"]
+    return struct.pack(_STATUS_EXT1_FULL, *[st[k] for k in STATUS_FIELDS], library_id,
+                       library_version)
 
 
 def decode_status(payload):
-    if len(payload) != struct.calcsize(STATUS_FMT):
-        raise FrameError(E_MALFORMED, "status payload %d bytes, expected %d" %
-                         (len(payload), struct.calcsize(STATUS_FMT)))
-    return dict(zip(STATUS_FIELDS, struct.unpack(STATUS_FMT, payload)))
+    """Status dict of a STATUS payload: the base fields, and the library fields when the
+    pump sends them (a pump before issue 6 does not)."""
+    size = struct.calcsize(STATUS_FMT)
+    if len(payload) < size:
+        raise FrameError(E_MALFORMED, "status payload %d bytes, expected at least %d" %
+                         (len(payload), size))
+    st = dict(zip(STATUS_FIELDS, struct.unpack_from(STATUS_FMT, payload, 0)))
+    ext = struct.calcsize(STATUS_EXT1_FMT)
+    if len(payload) >= size + ext:
+        for k, v in zip(STATUS_EXT1_FIELDS, struct.unpack_from(STATUS_EXT1_FMT, payload, size)):
+            st[k] = v
+    return st

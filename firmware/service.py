@@ -1,35 +1,129 @@
-"""Service-port server (SR-SVC-1): answers framed requests from ``pumpctl``.
+"""Service-port server (SR-SVC-1, SR-SVC-2): answers framed requests from ``pumpctl``.
 
 Owns command dispatch on the pump side.  ``poll()`` is called once per firmware
-cycle, reads what the ServicePort has (bounded), and answers every frame:
-IDENTIFY, STATUS and LOG_READ are open reads; every bad frame (CRC, COBS,
-oversize, unknown command, bad arguments) gets an ERROR reply with a code and
-never raises into the control cycle.  Writes (library, config, clock,
-calibration) and the challenge-response login (SR-SVC-2) are a later issue:
-until then every write command is refused with NOT_AUTHORISED.
+cycle, reads what the ServicePort has (bounded), and answers every frame; every
+bad frame (CRC, COBS, oversize, unknown command, bad arguments) gets an ERROR
+reply with a code and never raises into the control cycle.
+
+* Open reads, answered here: IDENTIFY, STATUS, LOG_READ.
+* Everything else is the technician's business and lives in
+  ``firmware/service_admin.py``, imported on the first such frame (a pump nobody
+  services does not carry that code on its heap, PT-8): KEY_STATUS and
+  LIBRARY_INFO (open), the login (LOGIN_CHALLENGE, LOGIN), KEY_PROVISION (the
+  first keys, accepted only with SELECT pressed on the pump within 30 s of the
+  prompt ``PhysicalConfirm`` puts on the display), and the writes (LIBRARY_LOAD /
+  CHUNK / COMMIT, CLOCK_SET, CONFIG_SET, CALIBRATION_SET, KEY_CHANGE, LOGOUT),
+  accepted only inside a login session, each frame with a fresh sequence number
+  and its MAC (``firmware/auth.py``).
+
+The wire formats are in ``docs/SERVICE_LINK.md``.  With no frame waiting, no key
+prompt up and no session open, ``poll()`` allocates nothing.
 """
 import struct
 
+import safety_core as sc
 from firmware import protocol as p
 
 MAX_READ_PER_POLL = 2048          # bytes per cycle: bounded work
 FIRMWARE_VERSION = "0.1.0"
 MODEL = "AMB-PUMP-1"
 LOG_RECORDS_PER_FRAME = 30        # 30 x 32 B = 960 B payload, under MAX_BODY
+DEFAULT_SERIAL = "UNSET"          # a board without a SERIAL constant
+KEY_SELECT = 2                    # hal.KEY_SELECT
+
+
+def therapy_active(phase):
+    """Delivering, or paused in the middle of a therapy: no library or key change."""
+    return phase == sc.PHASE_RUNNING or phase == sc.PHASE_KVO or phase == sc.PHASE_PAUSED
+
+
+class PhysicalConfirm:
+    """The on-pump confirmation of the first service keys: a prompt on the display, and
+    SELECT pressed within 30 s.
+
+    Installed over the HAL's buttons and display when the application is built:
+    while a prompt is up, SELECT belongs to the prompt (the application does not
+    see it, so it cannot also acknowledge an alarm or open a menu) and the
+    display shows the prompt instead of the application's screen.  Otherwise
+    both pass straight through: one extra call per poll, no allocation."""
+
+    def __init__(self, hal):
+        self.buttons = hal.buttons
+        self.display = hal.display
+        self.lines = None             # the prompt, while one is up
+        self.pressed = False
+        self.app_lines = None
+        hal.buttons = _KeyTap(self)
+        hal.display = _DisplayTap(self)
+
+    def prompt(self, lines):
+        self.lines = lines
+        self.pressed = False
+        self.display.show(lines)
+
+    def done(self):
+        self.lines = None
+        if self.app_lines is not None:
+            self.display.show(self.app_lines)
+
+
+class _KeyTap:
+    def __init__(self, confirm):
+        self._confirm = confirm
+
+    def poll(self):
+        c = self._confirm
+        keys = c.buttons.poll()
+        if c.lines is not None and keys & KEY_SELECT:
+            c.pressed = True
+            keys &= ~KEY_SELECT
+        return keys
+
+    def __getattr__(self, name):          # press() of the sim's buttons, and the rest
+        return getattr(self._confirm.buttons, name)
+
+
+class _DisplayTap:
+    def __init__(self, confirm):
+        self._confirm = confirm
+
+    def show(self, lines):
+        c = self._confirm
+        c.app_lines = lines
+        c.display.show(c.lines if c.lines is not None else lines)
+
+    def __getattr__(self, name):          # the sim display's lines, and the rest
+        return getattr(self._confirm.display, name)
 
 
 class ServiceServer:
-    """Frame decoder + dispatcher bound to one port, one app and its log."""
+    """Frame decoder + dispatcher bound to one port, one app and its log.
 
-    def __init__(self, port, app, log):
+    ``keys`` (firmware.keystore.KeyStore), ``libraries``
+    (firmware.library_store.LibraryStore) and ``confirm`` (PhysicalConfirm) come
+    from the application; without them the pump answers reads only."""
+
+    def __init__(self, port, app, log, keys=None, libraries=None, confirm=None):
         self.port = port
         self.app = app
         self.log = log
+        self.keys = keys
+        self.libraries = libraries
+        self.confirm = confirm
         self.decoder = p.FrameDecoder()
         self.frames_ok = 0
         self.frames_bad = 0
+        self.auth = None              # firmware.auth.Authenticator, on the first login
+        self.session_timed_out = False
+        self.pending_keys = None      # (tech key, fleet key, deadline ms) awaiting SELECT
+        self.key_prompt = 0           # service_admin.KP_*
+        self.serial = getattr(app.hal.board, "SERIAL", None) or DEFAULT_SERIAL
 
     def poll(self):
+        if self.pending_keys is not None or (self.auth is not None and
+                                             self.auth.session is not None):
+            from firmware import service_admin
+            service_admin.tick(self)  # the key prompt's SELECT or timeout; idle session
         data = self.port.read(MAX_READ_PER_POLL)
         if not data:
             return
@@ -54,11 +148,18 @@ class ServiceServer:
 
     def _dispatch(self, request_id, code, payload):
         if code == p.IDENTIFY:
-            text = "%s fw %s core %s log %d" % (MODEL, FIRMWARE_VERSION,
-                                                self.app.core.backend, self.log.last_seq)
+            lib = self.app.library
+            text = "%s fw %s core %s log %d sn %s" % (MODEL, FIRMWARE_VERSION,
+                                                     self.app.core.backend, self.log.last_seq,
+                                                     self.serial)
+            if lib is not None:
+                text += " library %d v%d" % (lib.library_id, lib.version)
             self._reply(request_id, code, text.encode())
         elif code == p.STATUS:
-            self._reply(request_id, code, p.encode_status(self.app.status()))
+            lib = self.app.library
+            self._reply(request_id, code, p.encode_status(
+                self.app.status(), lib.library_id if lib is not None else 0,
+                lib.version if lib is not None else 0))
         elif code == p.LOG_READ:
             if len(payload) != 6:
                 self._error(request_id, p.E_BAD_ARGS,
@@ -70,8 +171,9 @@ class ServiceServer:
             records = self.log.read(from_seq, n)
             head = struct.pack("<IH", self.log.last_seq, len(records))
             self._reply(request_id, code, head + b"".join(records))
-        elif code in p.WRITE_COMMANDS:
-            self._error(request_id, p.E_NOT_AUTHORISED,
-                        "command 0x%02x needs a technician login" % code)
+        elif p.KEY_STATUS <= code <= p.LIBRARY_INFO or code in p.WRITE_COMMANDS or \
+                code == p.LOGIN_CHALLENGE or code == p.LOGIN or code == p.KEY_PROVISION:
+            from firmware import service_admin
+            service_admin.dispatch(self, request_id, code, payload)
         else:
             self._error(request_id, p.E_UNKNOWN_COMMAND, "unknown command 0x%02x" % code)

@@ -37,6 +37,8 @@ class StdioServicePort(hal.ServicePort):
         self._poll = select.poll()
         self._poll.register(stdin, select.POLLIN)
         self._ipoll = getattr(self._poll, "ipoll", None)   # MicroPython only
+        self._buf = bytearray(0)          # grows once to the largest read asked for
+        self._one = bytearray(1)
         try:
             import os
             self._os_read = os.read          # CPython: unbuffered read of what is there
@@ -45,10 +47,18 @@ class StdioServicePort(hal.ServicePort):
             self._os_read = None  # type: ignore[assignment]  # MicroPython: unbuffered stdin
 
     def read(self, max_bytes):
+        """What has arrived, at most ``max_bytes``; b'' when nothing (never blocks).
+
+        Bytes are gathered into one buffer allocated once; on MicroPython stdin is
+        read one byte at a time into a 1-byte buffer (``readinto`` on the rp2 stdio
+        stream blocks until its buffer is full, so never ask for more than is there)."""
         if self.closed:
             return b""
-        out = b""
-        while len(out) < max_bytes:
+        if len(self._buf) < max_bytes:
+            self._buf = bytearray(max_bytes)
+        buf = self._buf
+        n = 0
+        while n < max_bytes:
             flags = self._ready_flags()
             if not flags:
                 break
@@ -57,14 +67,20 @@ class StdioServicePort(hal.ServicePort):
                     self.closed = True
                 break
             if self._os_read is not None:
-                chunk = self._os_read(self._fd, max_bytes - len(out))
+                chunk = self._os_read(self._fd, max_bytes - n)
+                got = len(chunk)
+                buf[n:n + got] = chunk
             else:
-                chunk = self._in.read(1)
-            if not chunk:
+                got = self._in.readinto(self._one)
+                if got:
+                    buf[n] = self._one[0]
+            if not got:
                 self.closed = True
                 break
-            out += chunk
-        return out
+            n += got
+        if not n:
+            return b""
+        return bytes(memoryview(buf)[:n])
 
     def _ready_flags(self):
         """Poll flags of stdin now, 0 when nothing is waiting.  MicroPython's ``ipoll``

@@ -58,7 +58,8 @@ NATIVE_ARCH_CODES = {"x86": 1, "x64": 2, "armv6": 3, "armv6m": 4, "armv7m": 5, "
 # every top-level hal/*.py is shared by the board backends (interfaces, drivers, storage,
 # service port, inert stand-ins); host-only HAL code lives in hal/sim/
 HAL_HOST_ONLY = ()
-SAFETY_CORE = ("safety_core/__init__.py", "safety_core/reference.py", "safety_core/native.py")
+SAFETY_CORE = ("safety_core/__init__.py", "safety_core/constants.py", "safety_core/reference.py",
+               "safety_core/native.py")
 # firmware/*.py modules that never go on the device as firmware/<name>.mpy.
 # firmware/main.py goes on the board as the root main.py (source) instead.
 FIRMWARE_EXCLUDED = ("firmware/main.py",)

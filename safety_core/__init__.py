@@ -11,8 +11,14 @@ All three take the same inputs, clamped here to the C types, and give the
 same outputs bit for bit (see tests/test_core_differential.py).  Refusals are
 raised as exceptions whose message names the field, the value and the limit
 in clinical units (SR-CORE-1).  Never imports anything from firmware/ or hal/.
+
+The constants shared with the C core come from ``safety_core/constants.py``
+(re-exported here).  ``reference.py`` is imported only when the reference
+backend is chosen, so where the native module is the core the reference's
+bytecode never takes heap; ``ReferenceCore`` itself is
+``safety_core.reference.ReferenceCore``.
 """
-from safety_core.reference import (  # noqa: F401  (re-exported constants)
+from safety_core.constants import (  # noqa: F401  (re-exported constants)
     TICK_MS, HEARTBEAT_TIMEOUT_MS,
     PHASE_IDLE, PHASE_READY, PHASE_RUNNING, PHASE_KVO, PHASE_COMPLETE, PHASE_PAUSED,
     FAULT_OCCLUSION_DOWN, FAULT_AIR_BUBBLE, FAULT_AIR_CUMULATIVE, FAULT_HEARTBEAT,
@@ -22,7 +28,7 @@ from safety_core.reference import (  # noqa: F401  (re-exported constants)
     FIELD_BUBBLE_LIMIT, FIELD_HARD_MIN_RATE, FIELD_HARD_MAX_RATE, FIELD_USTEP_VOLUME,
     RATE_MIN_UL_PER_H, RATE_MAX_UL_PER_H, VTBI_MIN_UL, VTBI_MAX_UL, KVO_MAX_UL_PER_H,
     OCCLUSION_MIN_MMHG, OCCLUSION_MAX_MMHG, BUBBLE_MIN_UL, BUBBLE_MAX_UL,
-    ReferenceCore,
+    U32_MAX,
 )
 
 PHASE_NAMES = ("IDLE", "READY", "RUNNING", "KVO", "COMPLETE", "PAUSED")
@@ -54,7 +60,6 @@ _ERR_TEXT = {
 _SMALL = 0x3FFFFFFF        # largest small int on 32-bit MicroPython ports
 _I32_MIN = -0x80000000
 _I32_MAX = 0x7FFFFFFF
-_U32_MAX = 0xFFFFFFFF
 
 
 def fault_names(faults):
@@ -113,6 +118,25 @@ class ProgramRefused(CoreRefused):
         self.field_id = field_id
         self.limit = limit
         self.value = value
+
+
+def steps_to_ul(steps, ustep_volume_pl):
+    """floor(steps * ustep_volume_pl / 10**6): microsteps -> uL, exactly.
+
+    No intermediate exceeds max(steps, 10**8) for ustep_volume_pl <= 100,000 pL
+    (USTEP_VOLUME_MAX_PL), so nothing is allocated on a 32-bit MicroPython port
+    (small ints < 2**30) while the step count itself is a small int: always for
+    delivered_steps at calibrations >= 9,313 pL (VTBI_MAX_UL = 9,999 mL is at most
+    639,936,000 steps at the board's 15,625 pL), and for kvo_steps at 15,625 pL for
+    35 days at the maximum KVO rate.  Exact for every steps >= 0.
+    steps = a * 10**6 + b * 10**3 + c with b, c < 1000, so
+    steps * pl / 10**6 = a * pl + (b * pl + c * pl / 1000) / 1000.
+    """
+    a = steps // 1000000
+    rest = steps - a * 1000000
+    b = rest // 1000
+    c = rest - b * 1000
+    return a * ustep_volume_pl + (b * ustep_volume_pl + c * ustep_volume_pl // 1000) // 1000
 
 
 def _clamp(v, lo, hi):
@@ -219,8 +243,24 @@ class _CffiCore:
                 tuple(s.air_bucket_nl))
 
 
+# The reference core is imported only where it is used (PT-8: where the native module
+# is the core its bytecode never takes heap).  Where it is the default core -- no native
+# module and no cffi build: the unix port, a board image without lib/sc_native.mpy -- it
+# is imported here, with the facade, early in start-up: imported late, at the first
+# SafetyCore(), it needs contiguous free blocks that the firmware's start-up has split
+# by then (the 24 h run of tests/mpy_scripts/heap_24h.py then needed 157 KiB, not 141).
+try:
+    import sc_native  # noqa: F401  (the device build: the native module is the core)
+except ImportError:
+    try:
+        from safety_core import _sc_cffi  # noqa: F401  (the host build of the C core)
+    except ImportError:
+        from safety_core import reference  # noqa: F401
+
+
 def _make_backend(name):
     if name == "reference":
+        from safety_core.reference import ReferenceCore
         return ReferenceCore()
     if name == "cffi":
         return _CffiCore()
@@ -278,8 +318,8 @@ class SafetyCore:
             # outside uint32: refuse before the C types could truncate it
             if v < 0:
                 raise ProgramRefused(ERR_BELOW_MIN, field_id, 0, v)
-            if v > _U32_MAX:
-                raise ProgramRefused(ERR_ABOVE_MAX, field_id, _U32_MAX, v)
+            if v > U32_MAX:
+                raise ProgramRefused(ERR_ABOVE_MAX, field_id, U32_MAX, v)
         r = self._core.load_program(rate_ul_per_h, vtbi_ul, kvo_ul_per_h,
                                     hard_min_rate_ul_per_h, hard_max_rate_ul_per_h,
                                     occlusion_limit_mmhg, bubble_limit_ul)
@@ -308,9 +348,9 @@ class SafetyCore:
         if downstream_mmhg < -_SMALL or downstream_mmhg > _SMALL:
             downstream_mmhg = _clamp(downstream_mmhg, _I32_MIN, _I32_MAX)
         if air_nl < 0 or air_nl > _SMALL:
-            air_nl = _clamp(air_nl, 0, _U32_MAX)
+            air_nl = _clamp(air_nl, 0, U32_MAX)
         if heartbeat < 0 or heartbeat > _SMALL:
-            heartbeat &= _U32_MAX
+            heartbeat &= U32_MAX
         return self._core.run(downstream_mmhg, air_nl, 1 if air_present else 0, heartbeat,
                               n_ticks)
 
@@ -318,7 +358,7 @@ class SafetyCore:
         """Clear the latched faults whose cause is gone; returns those left."""
         downstream_mmhg = _clamp(downstream_mmhg, _I32_MIN, _I32_MAX)
         return self._core.acknowledge(downstream_mmhg, 1 if air_present else 0,
-                                      heartbeat & _U32_MAX)
+                                      heartbeat & U32_MAX)
 
     @property
     def phase(self):
@@ -341,12 +381,22 @@ class SafetyCore:
         return self._core.kvo_steps
 
     def delivered_nl(self):
-        """Primary volume delivered, nL (rounded down)."""
+        """Primary volume delivered, nL (rounded down).  A heap int on 32-bit
+        MicroPython ports above 2**30 nL and, in between, from ~1 mL (the
+        intermediate steps * pL): periodic callers should use delivered_ul()."""
         return self._core.delivered_steps * self.ustep_volume_pl // 1000
 
     def kvo_nl(self):
-        """Volume delivered at KVO after the VTBI, nL (rounded down)."""
+        """Volume delivered at KVO after the VTBI, nL (rounded down).  See delivered_nl."""
         return self._core.kvo_steps * self.ustep_volume_pl // 1000
+
+    def delivered_ul(self):
+        """Primary volume delivered, uL (rounded down); no heap int (see steps_to_ul)."""
+        return steps_to_ul(self._core.delivered_steps, self.ustep_volume_pl)
+
+    def kvo_ul(self):
+        """Volume delivered at KVO after the VTBI, uL (rounded down); no heap int."""
+        return steps_to_ul(self._core.kvo_steps, self.ustep_volume_pl)
 
     def snapshot(self):
         return self._core.snapshot()

@@ -11,76 +11,25 @@ compare every field tick by tick.
 MicroPython-portable and the fallback where the native module is absent.
 It must never do I/O or read a clock.
 """
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
-
-TICK_MS = const(10)
-HEARTBEAT_TIMEOUT_MS = const(1000)
-HEARTBEAT_TIMEOUT_TICKS = const(100)  # HEARTBEAT_TIMEOUT_MS // TICK_MS
-OCCLUSION_DEBOUNCE_TICKS = const(3)
-AIR_BUCKET_TICKS = const(6000)
-AIR_BUCKETS = const(15)
-AIR_CUMULATIVE_LIMIT_NL = const(1000000)
-
-RATE_MIN_UL_PER_H = const(100)
-RATE_MAX_UL_PER_H = const(500000)
-RATE_STEP_UL_PER_H = const(100)
-VTBI_MIN_UL = const(100)
-VTBI_MAX_UL = const(9999000)
-KVO_MIN_UL_PER_H = const(100)
-KVO_MAX_UL_PER_H = const(20000)
-OCCLUSION_MIN_MMHG = const(104)
-OCCLUSION_MAX_MMHG = const(1034)
-BUBBLE_MIN_UL = const(50)
-BUBBLE_MAX_UL = const(500)
-USTEP_VOLUME_MIN_PL = const(5000)
-USTEP_VOLUME_MAX_PL = const(100000)
-
-PHASE_IDLE = const(0)
-PHASE_READY = const(1)
-PHASE_RUNNING = const(2)
-PHASE_KVO = const(3)
-PHASE_COMPLETE = const(4)
-PHASE_PAUSED = const(5)
-
-FAULT_OCCLUSION_DOWN = const(1)
-FAULT_AIR_BUBBLE = const(2)
-FAULT_AIR_CUMULATIVE = const(4)
-FAULT_HEARTBEAT = const(8)
-FAULT_STATE = const(128)
-
-OK = const(0)
-ERR_BELOW_MIN = const(1)
-ERR_ABOVE_MAX = const(2)
-ERR_NOT_MULTIPLE = const(3)
-ERR_BUSY = const(4)
-ERR_NO_PROGRAM = const(5)
-ERR_FAULTED = const(6)
-ERR_STATE = const(7)
-
-FIELD_NONE = const(0)
-FIELD_RATE = const(1)
-FIELD_VTBI = const(2)
-FIELD_KVO = const(3)
-FIELD_OCCLUSION_LIMIT = const(4)
-FIELD_BUBBLE_LIMIT = const(5)
-FIELD_HARD_MIN_RATE = const(6)
-FIELD_HARD_MAX_RATE = const(7)
-FIELD_USTEP_VOLUME = const(8)
-
-# Not const(): above MicroPython's small-int range on 32-bit ports.
-_MAGIC = 0x53434F52
-_U32_MAX = 0xFFFFFFFF
-_UNITS_PER_UL_PER_H_MS = const(5)  # 1 uL/h for 1 ms = 5/18 pL
-_UNITS_PER_PL = const(18)
+from safety_core.constants import (
+    HEARTBEAT_TIMEOUT_TICKS, OCCLUSION_DEBOUNCE_TICKS, AIR_BUCKET_TICKS, AIR_BUCKETS,
+    AIR_CUMULATIVE_LIMIT_NL, TICK_MS,
+    RATE_MIN_UL_PER_H, RATE_MAX_UL_PER_H, RATE_STEP_UL_PER_H, VTBI_MIN_UL, VTBI_MAX_UL,
+    KVO_MIN_UL_PER_H, KVO_MAX_UL_PER_H, OCCLUSION_MIN_MMHG, OCCLUSION_MAX_MMHG,
+    BUBBLE_MIN_UL, BUBBLE_MAX_UL, USTEP_VOLUME_MIN_PL, USTEP_VOLUME_MAX_PL,
+    PHASE_IDLE, PHASE_READY, PHASE_RUNNING, PHASE_KVO, PHASE_COMPLETE, PHASE_PAUSED,
+    FAULT_OCCLUSION_DOWN, FAULT_AIR_BUBBLE, FAULT_AIR_CUMULATIVE, FAULT_HEARTBEAT,
+    FAULT_STATE, ERR_BELOW_MIN, ERR_ABOVE_MAX, ERR_NOT_MULTIPLE, ERR_BUSY,
+    ERR_NO_PROGRAM, ERR_FAULTED, ERR_STATE, OK,
+    FIELD_NONE, FIELD_RATE, FIELD_VTBI, FIELD_KVO, FIELD_OCCLUSION_LIMIT,
+    FIELD_BUBBLE_LIMIT, FIELD_HARD_MIN_RATE, FIELD_HARD_MAX_RATE, FIELD_USTEP_VOLUME,
+    UNITS_PER_UL_PER_H_MS, UNITS_PER_PL, MAGIC, U32_MAX,
+)
 
 
 def _sat_add(a, b):
     r = a + b
-    return _U32_MAX if r > _U32_MAX else r
+    return U32_MAX if r > U32_MAX else r
 
 
 def _vtbi_to_steps(vtbi_ul, pl):
@@ -89,7 +38,7 @@ def _vtbi_to_steps(vtbi_ul, pl):
     q2, r2 = divmod(r1 * 1000, pl)
     q3 = (r2 * 1000) // pl
     if q1 > 4294:
-        return _U32_MAX
+        return U32_MAX
     return _sat_add(_sat_add(q1 * 1000000, q2 * 1000), q3)
 
 
@@ -194,15 +143,15 @@ class ReferenceCore:
             self.magic = 0
             return r
         self._zero()
-        self.magic = _MAGIC
+        self.magic = MAGIC
         self.ustep_volume_pl = ustep_volume_pl
-        self.step_cost = ustep_volume_pl * _UNITS_PER_PL
+        self.step_cost = ustep_volume_pl * UNITS_PER_PL
         return None
 
     def load_program(self, rate_ul_per_h, vtbi_ul, kvo_ul_per_h, hard_min_rate_ul_per_h,
                      hard_max_rate_ul_per_h, occlusion_limit_mmhg, bubble_limit_ul):
         """sc_load_program: returns None or the refusal (code, field, limit)."""
-        if self.magic != _MAGIC:
+        if self.magic != MAGIC:
             return (ERR_STATE, FIELD_NONE, 0)
         if self.phase == PHASE_RUNNING or self.phase == PHASE_KVO:
             return (ERR_BUSY, FIELD_NONE, 0)
@@ -218,9 +167,9 @@ class ReferenceCore:
         self.occlusion_limit_mmhg = occlusion_limit_mmhg
         self.bubble_limit_ul = bubble_limit_ul
         self.rate_whole_steps, self.rate_rem = divmod(
-            rate_ul_per_h * TICK_MS * _UNITS_PER_UL_PER_H_MS, self.step_cost)
+            rate_ul_per_h * TICK_MS * UNITS_PER_UL_PER_H_MS, self.step_cost)
         self.kvo_whole_steps, self.kvo_rem = divmod(
-            kvo_ul_per_h * TICK_MS * _UNITS_PER_UL_PER_H_MS, self.step_cost)
+            kvo_ul_per_h * TICK_MS * UNITS_PER_UL_PER_H_MS, self.step_cost)
         self.vtbi_steps = _vtbi_to_steps(vtbi_ul, self.ustep_volume_pl)
         self.bubble_limit_nl = bubble_limit_ul * 1000
         self.acc = 0
@@ -232,7 +181,7 @@ class ReferenceCore:
 
     def start(self):
         """sc_start: returns OK or ERR_*."""
-        if self.magic != _MAGIC:
+        if self.magic != MAGIC:
             return ERR_STATE
         if self.phase == PHASE_IDLE:
             return ERR_NO_PROGRAM
@@ -250,21 +199,29 @@ class ReferenceCore:
 
     def pause(self):
         """sc_pause."""
-        if self.magic == _MAGIC and (self.phase == PHASE_RUNNING or self.phase == PHASE_KVO
+        if self.magic == MAGIC and (self.phase == PHASE_RUNNING or self.phase == PHASE_KVO
                                      or self.phase == PHASE_READY):
             self.phase = PHASE_PAUSED
 
-    def _tick(self, downstream_mmhg, air_nl, air_present, heartbeat):
+    # The constants live in safety_core/constants.py; imported, they are global lookups
+    # for MicroPython, no longer const() inlined here.  The ones read on every tick are
+    # bound as default arguments (locals, set once at definition, same values): a global
+    # lookup each would slow the reference core's tick by ~15 % under MicroPython.
+    # run() never passes them.
+    def _tick(self, downstream_mmhg, air_nl, air_present, heartbeat,
+              RUNNING=PHASE_RUNNING, KVO=PHASE_KVO, IDLE=PHASE_IDLE, U32=U32_MAX,
+              BUCKET_TICKS=AIR_BUCKET_TICKS, AIR_LIMIT=AIR_CUMULATIVE_LIMIT_NL,
+              DEBOUNCE=OCCLUSION_DEBOUNCE_TICKS, HB_TIMEOUT=HEARTBEAT_TIMEOUT_TICKS):
         phase = self.phase
-        motor_active = phase == PHASE_RUNNING or phase == PHASE_KVO
-        if self.ticks < _U32_MAX:
+        motor_active = phase == RUNNING or phase == KVO
+        if self.ticks < U32:
             self.ticks += 1
         found = 0
         # heartbeat (SR-CORE-7)
         if heartbeat != self.last_heartbeat:
             self.last_heartbeat = heartbeat
             self.heartbeat_age_ticks = 0
-        elif self.heartbeat_age_ticks < _U32_MAX:
+        elif self.heartbeat_age_ticks < U32:
             self.heartbeat_age_ticks += 1
         # air (SR-CORE-5)
         if air_nl:
@@ -272,7 +229,7 @@ class ReferenceCore:
         elif not air_present:
             self.air_run_nl = 0
         self.air_bucket_age_ticks += 1
-        if self.air_bucket_age_ticks >= AIR_BUCKET_TICKS:
+        if self.air_bucket_age_ticks >= BUCKET_TICKS:
             self.air_bucket_age_ticks = 0
             idx = self.air_bucket_index + 1
             if idx >= AIR_BUCKETS:
@@ -284,21 +241,21 @@ class ReferenceCore:
             idx = self.air_bucket_index
             self.air_bucket_nl[idx] = _sat_add(self.air_bucket_nl[idx], air_nl)
             self.air_window_nl = _sat_add(self.air_window_nl, air_nl)
-        if phase != PHASE_IDLE:
+        if phase != IDLE:
             if self.air_run_nl >= self.bubble_limit_nl:
                 found |= FAULT_AIR_BUBBLE
-            if self.air_window_nl > AIR_CUMULATIVE_LIMIT_NL:
+            if self.air_window_nl > AIR_LIMIT:
                 found |= FAULT_AIR_CUMULATIVE
         # downstream occlusion (SR-CORE-3)
         if downstream_mmhg > self.occlusion_limit_mmhg:
-            if self.occlusion_ticks < _U32_MAX:
+            if self.occlusion_ticks < U32:
                 self.occlusion_ticks += 1
         else:
             self.occlusion_ticks = 0
         if motor_active:
-            if self.occlusion_ticks >= OCCLUSION_DEBOUNCE_TICKS:
+            if self.occlusion_ticks >= DEBOUNCE:
                 found |= FAULT_OCCLUSION_DOWN
-            if self.heartbeat_age_ticks > HEARTBEAT_TIMEOUT_TICKS:
+            if self.heartbeat_age_ticks > HB_TIMEOUT:
                 found |= FAULT_HEARTBEAT
         if found:
             self.faults |= found
@@ -307,7 +264,7 @@ class ReferenceCore:
         if self.faults:
             return 0
         # schedule (exact Bresenham; VTBI clamp SR-CORE-2)
-        if phase == PHASE_RUNNING:
+        if phase == RUNNING:
             left = self.vtbi_steps - self.delivered_steps
             steps = self.rate_whole_steps
             acc = self.acc + self.rate_rem
@@ -317,10 +274,10 @@ class ReferenceCore:
             self.acc = acc
             if steps >= left:
                 steps = left
-                self.phase = PHASE_KVO if self.kvo_ul_per_h else PHASE_COMPLETE
+                self.phase = KVO if self.kvo_ul_per_h else PHASE_COMPLETE
             self.delivered_steps += steps
             return steps
-        if phase == PHASE_KVO:
+        if phase == KVO:
             steps = self.kvo_whole_steps
             acc = self.acc + self.kvo_rem
             if acc >= self.step_cost:
@@ -334,24 +291,29 @@ class ReferenceCore:
     def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks):
         """sc_run: advance n_ticks with the same inputs; returns the steps."""
         self.out_fault_tick = 0
-        if self.magic != _MAGIC:
+        if self.magic != MAGIC:
             self.faults |= FAULT_STATE
             self.out_steps = 0
             return 0
         faults_before = self.faults
+        fault_tick = 0
         steps = 0
+        u32_max = U32_MAX   # a local, not a global lookup per tick (see _tick)
         air_present = 1 if air_present else 0
         for i in range(n_ticks):
-            steps = _sat_add(steps, self._tick(downstream_mmhg, air_nl, air_present, heartbeat))
+            steps += self._tick(downstream_mmhg, air_nl, air_present, heartbeat)
+            if steps > u32_max:     # saturating add, as sat_add_u32 in the C
+                steps = u32_max
             air_nl = 0
-            if self.out_fault_tick == 0 and self.faults != faults_before:
-                self.out_fault_tick = i + 1
+            if fault_tick == 0 and self.faults != faults_before:
+                fault_tick = i + 1
+        self.out_fault_tick = fault_tick
         self.out_steps = steps
         return steps
 
     def acknowledge(self, downstream_mmhg, air_present, heartbeat):
         """sc_acknowledge: clear each latched fault whose cause is gone."""
-        if self.magic != _MAGIC:
+        if self.magic != MAGIC:
             return FAULT_STATE
         f = self.faults
         if f & FAULT_OCCLUSION_DOWN and downstream_mmhg <= self.occlusion_limit_mmhg:

@@ -9,6 +9,12 @@ on stdout: it is the service link.
 
     micropython sim/virtual_pump.py [--speed X] [--rate-ml-h R --vtbi-ml V]
                                     [--state-dir D] [--cycle-ms MS] [--preset picc]
+                                    [--serial SN]
+
+The pump's buttons are pressed from outside through a file: write key names
+(``select``, ``run``, ``bolus``, ``up``, ``down``, ``silence``; one or more, any
+separator) to ``<state-dir>/press``; the pump presses them and removes the file
+(``pumpctl key provision`` needs SELECT pressed on the pump).
 """
 import sys
 import time
@@ -39,7 +45,7 @@ def _sleep_ms(ms):
 
 def parse_args(argv):
     opts = {"speed": 1.0, "rate-ml-h": None, "vtbi-ml": None, "state-dir": "/tmp/virtual_pump",
-            "cycle-ms": 100, "preset": "picc", "seed": 1}
+            "cycle-ms": 100, "preset": "picc", "seed": 1, "serial": "VP-0001"}
     i = 0
     while i < len(argv):
         key = argv[i]
@@ -60,14 +66,41 @@ def ml_to_ul(text):
     return int(text) * 1000
 
 
+KEY_NAMES = (("run", 1), ("select", 2), ("bolus", 4), ("up", 8), ("down", 16),
+             ("silence", 32))
+PRESS_FILE = "press"
+
+
+def take_presses(storage):
+    """Key mask written to the state directory's press file (removed), 0 if none."""
+    if not storage.exists(PRESS_FILE):
+        return 0
+    try:
+        f = storage.open(PRESS_FILE, "rb")
+        try:
+            text = f.read(200).decode().lower()
+        finally:
+            f.close()
+        storage.remove(PRESS_FILE)
+    except (OSError, UnicodeError):
+        return 0
+    mask = 0
+    for name, bit in KEY_NAMES:
+        if name in text:
+            mask |= bit
+    return mask
+
+
 def main(argv=None):
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     cycle_ms = int(opts["cycle-ms"])
     speed = float(opts["speed"])
     world = World(preset=opts["preset"], seed=int(opts["seed"]))
     port = StdioServicePort()
-    hal = make_sim_hal(world, cycle_ms=cycle_ms, service_port=port,
-                       storage=PosixStorage(opts["state-dir"]))
+    storage = PosixStorage(opts["state-dir"])
+    hal = make_sim_hal(world, cycle_ms=cycle_ms, service_port=port, storage=storage)
+    hal.board.SERIAL = opts["serial"]
+    buttons = hal.buttons
     app = PumpApp(hal)
     app.boot()
     if opts["rate-ml-h"] is not None and opts["vtbi-ml"] is not None:
@@ -81,6 +114,10 @@ def main(argv=None):
         app.cycle()
         world.advance(cycle_ms)
         n += 1
+        if n % 5 == 0:
+            keys = take_presses(storage)
+            if keys:
+                buttons.press(keys)
         due = int(n * cycle_ms / speed)
         wait = due - _ms_since(start)
         if wait > 0:

@@ -20,7 +20,8 @@ def expected_files(backend):
     mods = [folder + "/" + name for folder in ("firmware", "hal", backend)
             for name in os.listdir(os.path.join(REPO, folder)) if name.endswith(".py")]
     mods.remove("firmware/main.py")
-    mods += ["safety_core/__init__.py", "safety_core/reference.py", "safety_core/native.py"]
+    mods += ["safety_core/__init__.py", "safety_core/constants.py", "safety_core/reference.py",
+             "safety_core/native.py"]
     return {m[:-3] + ".mpy" for m in mods} | {"main.py"}
 
 

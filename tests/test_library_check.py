@@ -78,7 +78,7 @@ RULES = [
     ("occlusion_above_20_psi", [row(occlusion_mmhg="1500")],
      "row 3, occlusion_mmhg: 1500 mmHg above the maximum 1034 mmHg (2 to 20 psi)"),
     ("occlusion_below_2_psi", [row(occlusion_mmhg="50")],
-     "row 3, occlusion_mmhg: 50 mmHg below the minimum 103 mmHg (2 to 20 psi)"),
+     "row 3, occlusion_mmhg: 50 mmHg below the minimum 104 mmHg (2 to 20 psi)"),
     ("air_limit_out_of_range", [row(air_limit_ul="600")],
      "row 3, air_limit_ul: 600 uL above the maximum 500 uL"),
     # units and concentrations (SR-TH-3)

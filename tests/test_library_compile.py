@@ -145,7 +145,7 @@ def entry_st(draw, drug_id):
     v_max = draw(st.none() | st.integers(v_min or 100, 9999000))
     e.update(vtbi_min_ml=_dec(v_min, 3) if v_min is not None else None,
              vtbi_max_ml=_dec(v_max, 3) if v_max is not None else None,
-             occlusion_mmhg=draw(st.none() | st.integers(103, 1034)),
+             occlusion_mmhg=draw(st.none() | st.integers(104, 1034)),
              air_limit_ul=draw(st.none() | st.integers(50, 500)))
     return e
 

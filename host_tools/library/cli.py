@@ -1,10 +1,11 @@
-"""`pumpctl library ...`: check, compile, show and diff a drug library (SR-LIB-1, SR-LIB-2).
+"""`pumpctl library ...`: check, compile, show, diff and load a drug library (SR-LIB-1..3).
 
 Owns the click group that ``host_tools/pumpctl/cli.py`` mounts as ``library``.
 Exit codes: 0 success (``check`` may print warnings), 1 the library or a file is
 refused (every problem is printed, naming row, field, value and limit), 2 bad
 command-line usage.  The work is done in ``source``, ``check``, ``compiler``,
-``show`` and ``diff``.
+``show`` and ``diff``; ``load`` talks to the pump through ``host_tools/pumpctl``
+(``load.py``, ``session.py``).
 """
 import os
 import re
@@ -44,7 +45,7 @@ def _print_problems(problems):
 
 @click.group("library")
 def library():
-    """Drug library: check, compile, show and compare (SR-LIB-1, SR-LIB-2)."""
+    """Drug library: check, compile, show, compare and load (SR-LIB-1..3)."""
 
 
 @library.command("check")
@@ -172,3 +173,64 @@ def diff_cmd(a_path, b_path, key_path):
         console.print("[%s]%s[/]" % (colour[c.kind], str(c).replace("[", r"\[")),
                       highlight=False, soft_wrap=True)
     click.echo("%s -> %s: %s" % (a_path, b_path, df.summary(changes)))
+
+
+@library.command("load")
+@click.argument("lib_path", metavar="LIB.bin", type=click.Path(dir_okay=False))
+@click.option("--port", required=True, help="serial port, e.g. /dev/ttyACM0 or a pty path")
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
+              help="technician key file (to log in)")
+@click.option("--window", default=4, show_default=True, type=click.IntRange(1, 32),
+              help="chunks sent ahead of their acknowledgement")
+@click.option("--timeout", default=5.0, show_default=True, help="seconds per reply")
+@click.option("--force", is_flag=True,
+              help="send even when the file fails the host's own checks (the pump refuses it)")
+def load_cmd(lib_path, port, key_path, window, timeout, force):
+    """Load a compiled library into the pump (A/B slots; resumes an interrupted load)."""
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                               TimeRemainingColumn, TransferSpeedColumn)
+    from host_tools.pumpctl import load as ld
+    from host_tools.pumpctl.link import PumpError
+    from host_tools.pumpctl.service_cli import logged_in
+    try:
+        with open(lib_path, "rb") as f:
+            data = f.read(dl.MAX_LIBRARY_BYTES + 1)
+    except OSError as e:
+        raise click.ClickException("cannot read %s: %s" % (lib_path, e.strerror))
+    try:
+        header = ld.precheck(data)
+    except ld.LoadError as e:
+        if not force:
+            raise click.ClickException("%s not sent: %s" % (lib_path, e))
+        click.echo("warning: %s: %s (sent anyway: --force)" % (lib_path, e), err=True)
+        header = None
+    with logged_in(port, key_path, timeout) as (link, session):
+        if header is not None:
+            click.echo("loading library %d version %d (%d bytes) into pump %s" % (
+                header.library_id, header.version, len(data), session.serial))
+        with Progress(TextColumn("library"), BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), TimeRemainingColumn(), console=console,
+                      transient=True) as progress:
+            task = progress.add_task("load", total=len(data))
+            first = []
+
+            def on_progress(done, total):
+                if not first:
+                    first.append(done)
+                    if done:
+                        progress.console.print("resuming at byte %d of %d (already on the "
+                                               "pump)" % (done, total))
+                progress.update(task, completed=done)
+            try:
+                r = ld.load(session, data, window=window, progress=on_progress,
+                            timeout_s=timeout, check_model=not force)
+            except PumpError as e:
+                raise click.ClickException("load failed: %s" % e)
+            except ld.LoadError as e:
+                raise click.ClickException("%s not sent: %s" % (lib_path, e))
+    click.echo("loaded: library %d version %d %r active on pump %s (slot %s); %d bytes sent "
+               "in %.1f s%s" % (r["library_id"], r["version"], r["name"], session.serial,
+                                "AB"[r["slot"]] if r["slot"] in (0, 1) else r["slot"],
+                                r["bytes_sent"], r["seconds"],
+                                ", resumed from byte %d" % r["resumed_from"]
+                                if r["resumed_from"] else ""))

@@ -18,6 +18,7 @@ import safety_core as sc
 from firmware import alarms as al
 from firmware import eventlog, events
 from host_tools.library.cli import library as library_group
+from host_tools.pumpctl import service_cli
 from host_tools.pumpctl.link import PumpError, PumpLink
 
 console = Console()
@@ -41,7 +42,8 @@ def main():
     """Talk to an infusion pump (real or virtual) over its service port."""
 
 
-main.add_command(library_group)      # library check/compile/show/diff: host_tools/library/cli.py
+main.add_command(library_group)      # library check/compile/show/diff/load (library/cli.py)
+service_cli.register(main)           # key provision/change/status/generate, login, clock set
 
 
 @main.command()
@@ -55,6 +57,12 @@ def status(port, timeout):
             st = link.status()
         except PumpError as e:
             raise click.ClickException(str(e))
+        lib_info = None
+        if st.get("library_id"):
+            try:
+                lib_info = link.library_info()
+            except PumpError:
+                pass                  # the id and version from STATUS are enough
     table = Table(title="Pump status (%s)" % ident)
     table.add_column("field")
     table.add_column("value")
@@ -72,6 +80,15 @@ def status(port, timeout):
     table.add_row("battery", "%d mV" % st["battery_mv"])
     table.add_row("uptime", "%.1f s" % (st["uptime_ms"] / 1000.0))
     table.add_row("log records", str(st["log_seq"]))
+    if "library_id" in st:            # pumps before issue 6 do not send it
+        if not st["library_id"]:
+            text = "none"
+        else:
+            text = "library %d version %d" % (st["library_id"], st["library_version"])
+            if lib_info is not None and lib_info["library_id"] == st["library_id"]:
+                text += " %r (%d care areas, %d entries)" % (
+                    lib_info["name"], lib_info["care_areas"], lib_info["entries"])
+        table.add_row("drug library", text)
     console.print(table)
 
 
@@ -167,19 +184,29 @@ def logs_pull(port, out_path, from_seq, timeout):
 @click.option("--vtbi-ml", default=None)
 @click.option("--state-dir", default=None, help="where the pump keeps its files "
               "(default: a fresh temporary directory)")
-def sim_cmd(runtime, speed, rate_ml_h, vtbi_ml, state_dir):
-    """Start a virtual pump on a pseudo-terminal and print its path."""
+@click.option("--baud", default=None, type=click.IntRange(300, 10000000),
+              help="throttle the link to what a UART at this rate carries, each way "
+                   "(8N1: baud/10 bytes per second); default: unthrottled")
+@click.option("--serial", "serial_no", default="VP-0001", show_default=True,
+              help="the pump's serial number")
+def sim_cmd(runtime, speed, rate_ml_h, vtbi_ml, state_dir, baud, serial_no):
+    """Start a virtual pump on a pseudo-terminal and print its path.
+
+    Press the pump's buttons by writing key names to STATE_DIR/press, e.g.
+    `echo select > STATE_DIR/press` to confirm `pumpctl key provision`."""
     import tempfile
     from host_tools.pumpctl.simbridge import run_bridge
     if (rate_ml_h is None) != (vtbi_ml is None):
         raise click.ClickException("--rate-ml-h and --vtbi-ml go together")
-    state_dir = state_dir or tempfile.mkdtemp(prefix="virtual-pump-")
-    args = ["--speed", str(speed), "--state-dir", state_dir]
+    # absolute: the pump runs with the repository as its working directory
+    state_dir = os.path.abspath(state_dir) if state_dir else tempfile.mkdtemp(prefix="virtual-pump-")
+    args = ["--speed", str(speed), "--state-dir", state_dir, "--serial", serial_no]
     if rate_ml_h is not None:
         args += ["--rate-ml-h", str(rate_ml_h), "--vtbi-ml", str(vtbi_ml)]
     try:
-        rc = run_bridge(runtime, args,
-                        announce=lambda line: (click.echo(line), sys.stdout.flush()))
+        rc = run_bridge(runtime, args, baud=baud,
+                        announce=lambda line: (click.echo(line), click.echo(
+                            "STATE %s" % state_dir), sys.stdout.flush()))
     except RuntimeError as e:
         raise click.ClickException(str(e))
     if rc:

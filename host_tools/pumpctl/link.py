@@ -35,6 +35,7 @@ class PumpLink:
         self.retries = retries
         self.decoder = p.FrameDecoder()
         self.pending = []
+        self.replies = {}             # request id -> (code, payload) not yet waited for
         self.next_id = int(time.time()) & 0x7FFF
         self.bytes_in = 0
         self.bytes_out = 0
@@ -64,32 +65,57 @@ class PumpLink:
                 self.bytes_in += len(chunk)
                 self.pending.extend(self.decoder.feed(chunk))
 
-    def request(self, code, payload=b""):
-        """Send one request; returns the reply payload.  Raises PumpError."""
+    def request(self, code, payload=b"", retries=None, timeout_s=None):
+        """Send one request; returns the reply payload.  Raises PumpError.
+
+        Reads are retried on timeout with the same request id; a write is sent once
+        (``retries=0``): its sequence number makes a resent frame a replay."""
+        retries = self.retries if retries is None else retries
         # one id per logical request: a retry reuses it, so a late reply still matches
+        rid = self.new_id()
+        for _ in range(retries + 1):
+            self.send(rid, code, payload)
+            try:
+                return self.wait(rid, code, time.monotonic() + (timeout_s or self.timeout_s))
+            except PumpError as e:
+                if e.code != "TIMEOUT":
+                    raise
+        raise PumpError("TIMEOUT", "no reply from %s after %d attempt%s" %
+                        (self.port, retries + 1, "s" if retries else ""))
+
+    # ---- pipelined requests (library load): send several, then match replies by id ------
+    def new_id(self):
         self.next_id = (self.next_id + 1) & 0xFFFF
-        rid = self.next_id
-        for _ in range(self.retries + 1):
-            self.send_raw(p.encode_frame(rid, code, payload))
-            deadline = time.monotonic() + self.timeout_s
-            while True:
+        return self.next_id
+
+    def send(self, rid, code, payload=b""):
+        self.send_raw(p.encode_frame(rid, code, payload))
+
+    def wait(self, rid, code, deadline):
+        """The reply payload to request ``rid`` before ``deadline``; replies to other
+        requests met on the way are kept for ``wait`` calls about them."""
+        while True:
+            if rid in self.replies:
+                reply_code, reply_payload = self.replies.pop(rid)
+            else:
                 item = self.read_frame(deadline)
                 if item is None:
-                    break
+                    raise PumpError("TIMEOUT", "no reply from %s" % self.port)
                 if isinstance(item, p.FrameError):
-                    continue          # a garbled reply: wait for the retry
+                    continue          # a garbled reply: the caller may retry
                 reply_id, reply_code, reply_payload = item
                 if reply_id != rid:
-                    continue          # stale reply to an earlier request
-                if reply_code == p.ERROR:
-                    err, name, message = p.parse_error(reply_payload)
-                    raise PumpError(name, message)
-                if reply_code != (code | p.REPLY):
-                    raise PumpError("PROTOCOL", "reply code 0x%02x to command 0x%02x" %
-                                    (reply_code, code))
-                return reply_payload
-        raise PumpError("TIMEOUT", "no reply from %s after %d attempts" %
-                        (self.port, self.retries + 1))
+                    self.replies[reply_id] = (reply_code, reply_payload)
+                    if len(self.replies) > 256:      # stale replies nobody waits for
+                        self.replies.pop(next(iter(self.replies)))
+                    continue
+            if reply_code == p.ERROR:
+                err, name, message = p.parse_error(reply_payload)
+                raise PumpError(name, message)
+            if reply_code != (code | p.REPLY):
+                raise PumpError("PROTOCOL", "reply code 0x%02x to command 0x%02x" %
+                                (reply_code, code))
+            return reply_payload
 
     # ---- commands ---------------------------------------------------------
     def identify(self):
@@ -97,6 +123,35 @@ class PumpLink:
 
     def status(self):
         return p.decode_status(self.request(p.STATUS))
+
+    def key_status(self):
+        """Which keys the pump holds (fingerprints only), its key prompt and lockout."""
+        payload = self.request(p.KEY_STATUS)
+        n = struct.calcsize("<BBHHHB8s8s")
+        if len(payload) < n:
+            raise PumpError("PROTOCOL", "KEY_STATUS reply of %d bytes" % len(payload))
+        flags, prompt, left, failures, lockout, session, tech, fleet = struct.unpack_from(
+            "<BBHHHB8s8s", payload, 0)
+        return {"tech": bool(flags & 1), "fleet": bool(flags & 2), "prompt": prompt,
+                "prompt_left_s": left, "failures": failures, "lockout_s": lockout,
+                "session": bool(session), "tech_fp": tech.rstrip(b"\0").decode(),
+                "fleet_fp": fleet.rstrip(b"\0").decode(),
+                "store": payload[n:].decode(errors="replace")}
+
+    def library_info(self):
+        """The active library (id 0 = none) and any load in progress on the pump."""
+        payload = self.request(p.LIBRARY_INFO)
+        fmt = "<IIIHBBIIB"
+        n = struct.calcsize(fmt)
+        if len(payload) < n:
+            raise PumpError("PROTOCOL", "LIBRARY_INFO reply of %d bytes" % len(payload))
+        lib_id, version, created, entries, areas, slot, received, size, name_len = \
+            struct.unpack_from(fmt, payload, 0)
+        return {"library_id": lib_id, "version": version, "created_s": created,
+                "entries": entries, "care_areas": areas,
+                "slot": None if slot == 0xFF else slot, "load_received": received,
+                "load_size": size, "name": payload[n:n + name_len].decode(errors="replace"),
+                "note": payload[n + name_len:].decode(errors="replace")}
 
     def log_read(self, from_seq, max_count):
         """(last_seq on the pump, [raw records]) starting at from_seq."""

@@ -5,13 +5,15 @@ Owns the bridge between a pty and the virtual pump process.  The pump
 CPython with its service port on stdin/stdout; this process opens a pty pair in
 raw mode, prints ``PTY <slave path>`` and relays bytes both ways until the child
 exits or we are interrupted.  The slave stays open here so the master never
-sees EIO when a client disconnects.
+sees EIO when a client disconnects.  ``--baud`` throttles each direction to what a
+UART at that rate carries (PT-7 measures the library load at 115,200 baud).
 """
 import os
 import select
 import signal
 import subprocess
 import sys
+import time
 import tty
 
 from host_tools import mpy_runtime
@@ -29,8 +31,35 @@ def child_command(runtime, args):
     return [sys.executable, "-m", "sim.virtual_pump"] + args
 
 
-def run_bridge(runtime, args, announce=print):
-    """Start the pump and relay until it exits; returns its exit status."""
+class Throttle:
+    """Bytes a direction of the link may carry now: ``rate`` bytes per second, with no
+    credit saved up beyond ``burst`` bytes (a UART's bytes leave one at a time)."""
+
+    def __init__(self, rate, burst=256):
+        self.rate = float(rate)
+        self.burst = burst
+        self.credit = 0.0
+        self.t = time.monotonic()
+
+    def allowance(self):
+        now = time.monotonic()
+        self.credit = min(self.burst, self.credit + (now - self.t) * self.rate)
+        self.t = now
+        return int(self.credit)
+
+    def spend(self, n):
+        self.credit -= n
+
+    def wait_s(self, want=16):
+        """Seconds until ``want`` bytes may go."""
+        return max(0.0, (want - self.credit) / self.rate)
+
+
+def run_bridge(runtime, args, announce=print, baud=None):
+    """Start the pump and relay until it exits; returns its exit status.
+
+    ``baud``: throttle each direction to baud / 10 bytes per second (8N1), as a UART at
+    that rate would carry them (``pumpctl sim --baud 115200``: 11,520 B/s each way)."""
     master, slave = os.openpty()
     tty.setraw(slave)
     path = os.ttyname(slave)
@@ -47,18 +76,36 @@ def run_bridge(runtime, args, announce=print):
     signal.signal(signal.SIGINT, on_signal)
     out_fd = child.stdout.fileno()
     in_fd = child.stdin.fileno()
+    down = Throttle(baud / 10.0) if baud else None      # host -> pump
+    up = Throttle(baud / 10.0) if baud else None        # pump -> host
     try:
         while not stop and child.poll() is None:
-            ready, _, _ = select.select([master, out_fd], [], [], 0.2)
+            fds = []
+            timeout = 0.2
+            n_down = down.allowance() if down else 4096
+            n_up = up.allowance() if up else 4096
+            if n_down > 0:
+                fds.append(master)
+            else:
+                timeout = min(timeout, down.wait_s())
+            if n_up > 0:
+                fds.append(out_fd)
+            else:
+                timeout = min(timeout, up.wait_s())
+            ready, _, _ = select.select(fds, [], [], timeout)
             if master in ready:
-                data = os.read(master, 4096)
+                data = os.read(master, n_down)
                 if data:
                     os.write(in_fd, data)
+                    if down:
+                        down.spend(len(data))
             if out_fd in ready:
-                data = os.read(out_fd, 4096)
+                data = os.read(out_fd, n_up)
                 if not data:
                     break
                 os.write(master, data)
+                if up:
+                    up.spend(len(data))
     finally:
         if child.poll() is None:
             child.terminate()

@@ -1,0 +1,107 @@
+"""Constants of the safety core shared by the C core and the Python side: one source.
+
+Owns every number that ``safety_core/include/safety_core.h`` (and the private
+``#define``s of ``safety_core/src/safety_core.c``) defines and the Python side
+uses: the device's absolute limits, phases, fault bits, result codes, field ids
+and the tick, heartbeat, air and occlusion parameters.  ``reference.py`` and the
+facade (``safety_core/__init__.py``) import them from here, so the facade no
+longer loads the reference core's bytecode where the native module is the core.
+
+Names are the C names without the ``SC_`` prefix (``SC_RATE_MAX_UL_PER_H`` ->
+``RATE_MAX_UL_PER_H``); tests/test_core_constants.py parses the C sources and
+asserts each value here equals the C one and each name has a C counterpart, so
+the two can never drift.  Change a value in the C first, then here.
+
+Where the numbers come from (SPEC requirement ids as cited by the C header):
+
+* timing: the 10 ms control tick; heartbeat timeout 1 s (SR-CORE-7);
+  occlusion debounce 3 ticks = 30 ms (SR-CORE-3); air window of 15 one-minute
+  buckets, cumulative limit 1 mL per 15 min (SR-CORE-5);
+* device absolute limits (SR-CORE-1 validation against SR-TH-2, SR-CORE-3,
+  SR-CORE-5): rate 0.1..500 mL/h in 0.1 mL/h steps, VTBI 0.1..9,999 mL, KVO
+  0.1..20 mL/h (0 = none), occlusion limit 2..20 psi = 104..1034 mmHg (2 psi =
+  103.4 mmHg rounded up, 20 psi = 1034.3 rounded down), single-bubble limit
+  50..500 uL, microstep calibration window 5,000..100,000 pL;
+* phases, latched fault bits (SR-CORE-8), result codes and field ids of a
+  refusal (SR-CORE-1): the C ``SC_PHASE_*``, ``SC_FAULT_*``, ``SC_OK`` /
+  ``SC_ERR_*``, ``SC_FIELD_*``;
+* volume accounting (safety_core.c): 1 uL/h for 1 ms = 5/18 pL, so a tick of
+  rate r is r * TICK_MS * UNITS_PER_UL_PER_H_MS units of 1/18 pL and a
+  microstep costs ustep_volume_pl * UNITS_PER_PL units; ``MAGIC`` ("SCOR")
+  marks an initialised state.
+
+MicroPython-portable.  ``MAGIC`` and ``U32_MAX`` are plain ints, not const():
+they lie above the small-int range of 32-bit ports.
+"""
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+# ---- timing (SC_TICK_MS ...; SR-CORE-3, SR-CORE-5, SR-CORE-7) ----------------
+TICK_MS = const(10)
+HEARTBEAT_TIMEOUT_MS = const(1000)
+HEARTBEAT_TIMEOUT_TICKS = const(100)  # HEARTBEAT_TIMEOUT_MS // TICK_MS (safety_core.c)
+OCCLUSION_DEBOUNCE_TICKS = const(3)
+AIR_BUCKET_TICKS = const(6000)
+AIR_BUCKETS = const(15)
+AIR_CUMULATIVE_LIMIT_NL = const(1000000)
+
+# ---- device absolute limits (SR-CORE-1 against SR-TH-2, SR-CORE-3, SR-CORE-5) --
+RATE_MIN_UL_PER_H = const(100)
+RATE_MAX_UL_PER_H = const(500000)
+RATE_STEP_UL_PER_H = const(100)
+VTBI_MIN_UL = const(100)
+VTBI_MAX_UL = const(9999000)
+KVO_MIN_UL_PER_H = const(100)
+KVO_MAX_UL_PER_H = const(20000)
+OCCLUSION_MIN_MMHG = const(104)
+OCCLUSION_MAX_MMHG = const(1034)
+BUBBLE_MIN_UL = const(50)
+BUBBLE_MAX_UL = const(500)
+USTEP_VOLUME_MIN_PL = const(5000)
+USTEP_VOLUME_MAX_PL = const(100000)
+
+# ---- phases --------------------------------------------------------------------
+PHASE_IDLE = const(0)
+PHASE_READY = const(1)
+PHASE_RUNNING = const(2)
+PHASE_KVO = const(3)
+PHASE_COMPLETE = const(4)
+PHASE_PAUSED = const(5)
+
+# ---- latched fault bits (SR-CORE-8) ----------------------------------------------
+FAULT_OCCLUSION_DOWN = const(1)
+FAULT_AIR_BUBBLE = const(2)
+FAULT_AIR_CUMULATIVE = const(4)
+FAULT_HEARTBEAT = const(8)
+FAULT_STATE = const(128)
+
+# ---- results of init / load_program / start ----------------------------------------
+OK = const(0)
+ERR_BELOW_MIN = const(1)
+ERR_ABOVE_MAX = const(2)
+ERR_NOT_MULTIPLE = const(3)
+ERR_BUSY = const(4)
+ERR_NO_PROGRAM = const(5)
+ERR_FAULTED = const(6)
+ERR_STATE = const(7)
+
+# ---- field ids named by a refusal (SR-CORE-1) --------------------------------------
+FIELD_NONE = const(0)
+FIELD_RATE = const(1)
+FIELD_VTBI = const(2)
+FIELD_KVO = const(3)
+FIELD_OCCLUSION_LIMIT = const(4)
+FIELD_BUBBLE_LIMIT = const(5)
+FIELD_HARD_MIN_RATE = const(6)
+FIELD_HARD_MAX_RATE = const(7)
+FIELD_USTEP_VOLUME = const(8)
+
+# ---- private to the core's arithmetic (safety_core.c) --------------------------------
+UNITS_PER_UL_PER_H_MS = const(5)  # 1 uL/h for 1 ms = 5/18 pL
+UNITS_PER_PL = const(18)
+# Not const(): above MicroPython's small-int range on 32-bit ports.
+MAGIC = 0x53434F52                # "SCOR"
+U32_MAX = 0xFFFFFFFF

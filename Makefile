@@ -122,7 +122,7 @@ natmod: $(STAMP)
 # device image: mpy-cross precompiled modules + manifest.json (sha256 of every file)
 BOARD ?= pico
 firmware: $(STAMP)
-	$(VPY) host_tools/firmware_image.py --board $(BOARD)
+	$(VPY) host_tools/firmware_image.py --board $(BOARD) $(if $(DEV),--dev)
 
 clean:
 	rm -rf build out safety_core/_sc_cffi*.so

@@ -182,9 +182,11 @@ class PumpApp:
         """Pause delivery (nurse/patient stop)."""
         if self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO, sc.PHASE_READY):
             irq = self.driver.lock()
-            self.core.pause()
-            self.driver.follow_delivery()  # paused: driver released now
-            self.driver.unlock(irq)
+            try:
+                self.core.pause()
+                self.driver.follow_delivery()  # paused: driver released now
+            finally:
+                self.driver.unlock(irq)
             self.log.append(events.THERAPY_PAUSED, self.core.delivered_nl() // 1000, 0)
             self._on_stopped()
         self.last_phase = self.core.phase
@@ -212,9 +214,11 @@ class PumpApp:
         says; the line stays off until a new start() (SPEC section 3)."""
         irq = self.driver.lock()
         try:
-            self.driver.cut_motor()
-            if self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO, sc.PHASE_READY):
-                self.core.pause()
+            try:                      # the core first: it stops commanding steps even if
+                if self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO, sc.PHASE_READY):
+                    self.core.pause()
+            finally:                  # ... the enable line itself fails
+                self.driver.cut_motor()
         finally:
             self.driver.unlock(irq)
         if self.paused_since_ms is None:
@@ -223,12 +227,14 @@ class PumpApp:
 
     def system_error(self, exc, alarm_id=al.SYSTEM_ERROR):
         """A firmware or drive failure: motor cut, HIGH alarm until restart, logged once."""
+        self.post_ok = False            # nothing starts again before a restart
         try:
             self.cut_motor()
         finally:
-            self.post_ok = False        # nothing starts again before a restart
-            self.alarms.raise_alarm(alarm_id, self.now_ms())
-            self._error(ERR_SYSTEM, exc)
+            try:                        # the alarm before the log: a failing flash
+                self.alarms.raise_alarm(alarm_id, self.now_ms())  # must not hide it
+            finally:
+                self._error(ERR_SYSTEM, exc)
 
     def _on_stopped(self):
         # The core has already cut this cycle's steps at the stopping tick; steps
@@ -282,10 +288,10 @@ class PumpApp:
 
     def _error(self, code, exc):
         """Log a housekeeping failure once per kind (the log must not flood)."""
+        self.last_error = exc
         if not self.errors_logged & code:
             self.errors_logged |= code
             self.log.append(events.ERROR, code, 0)
-        self.last_error = exc
 
     def _on_faults(self, faults, now):
         new = faults & ~self.last_faults

@@ -106,6 +106,8 @@ def load_manifest(root):
             manifest = json.load(f)
         except (ValueError, UnicodeError):
             return None, "manifest unreadable (not valid JSON)"
+        except OSError as e:                  # a flash read error, or a directory
+            return None, "manifest unreadable (%s)" % (e,)
     finally:
         f.close()
     if not isinstance(manifest, dict):

@@ -16,10 +16,11 @@ boot never ends in a REPL (SR-SVC-4):
 4. The cycle loop: an exception in a cycle cuts the motor, raises SYSTEM ERROR and
    the loop goes on serving the port; only a restart clears it.
 
-Maintenance: with ``board.MAINTENANCE_BOOT`` true (development boards), holding
-SELECT and SILENCE at power-on leaves the motor disabled and returns to the REPL
-so ``pumpctl deploy`` (mpremote) can reach the raw REPL; production boards set it
-false and take images through BOOTSEL.
+Maintenance: only a development image (``make firmware DEV=1`` adds ``dev_image.py``
+with ``MAINTENANCE_BOOT = True``; board files say False) lets SELECT and SILENCE
+held at power-on leave the motor disabled and return to the REPL so ``pumpctl
+deploy`` (mpremote) can reach the raw REPL.  Production images never open it and
+take new images through BOOTSEL (SR-SVC-4).
 """
 import time
 
@@ -61,45 +62,84 @@ def _reason(exc):
     return "%s: %s" % (type(exc).__name__, exc)
 
 
+def development_image():
+    """True only in an image built with ``make firmware DEV=1`` (it holds dev_image.py)."""
+    try:
+        import dev_image  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    return getattr(dev_image, "MAINTENANCE_BOOT", False) is True
+
+
 def maintenance_requested(board, pin_class):
     """SELECT and SILENCE held at power-on on a board that allows a maintenance boot."""
-    if not getattr(board, "MAINTENANCE_BOOT", False):
+    if not (getattr(board, "MAINTENANCE_BOOT", False) or development_image()):
         return False
     select = pin_class(board.PIN_KEY_SELECT, pin_class.IN, pin_class.PULL_UP)
     silence = pin_class(board.PIN_KEY_SILENCE, pin_class.IN, pin_class.PULL_UP)
     return select.value() == 0 and silence.value() == 0
 
 
+class _FallbackBoard:
+    """The constants a stand-in pump needs, without the image check (it may be what failed)."""
+    IMAGE_ROOT = None
+
+    def __init__(self, board):
+        self.NAME = getattr(board, "NAME", "?")
+        self.USTEP_VOLUME_PL = board.USTEP_VOLUME_PL
+        self.CYCLE_MS = board.CYCLE_MS
+        self.SERIAL = getattr(board, "SERIAL", None)
+
+
 def start_pump(board, make_hal, make_service_port, timer_start, irq_lock, irq_unlock):
     """Build and boot the pump; never raises: a failure gives a pump in system error.
 
-    ``make_service_port`` is tried alone when ``make_hal`` fails, so the technician
-    can still read the self-test result and the log over the port."""
+    Three attempts: the real HAL; then stand-ins for everything but the service port
+    (RAM log, no timer, no motor, no image check), so the technician can still read the
+    self-test result and the log; then stand-ins for everything.  ``make_service_port``
+    is tried alone when ``make_hal`` fails."""
     import hal
+    from hal import inert
+    port = None
+    try:
+        h = make_hal()
+        port = h.service_port
+    except Exception as e:
+        port = hal.build_part([], "service_port", make_service_port, inert.InertServicePort)
+        h = inert.failed_hal(_FallbackBoard(board), _reason(e), service_port=port)
+    try:
+        return _boot(h, board, timer_start, irq_lock, irq_unlock)
+    except Exception as e:
+        reason = "boot: " + _reason(e)
+    try:
+        return _boot(inert.failed_hal(_FallbackBoard(board), reason, service_port=port),
+                     board, None, None, None)
+    except Exception as e:
+        reason = reason + "; then " + _reason(e)
+    return _boot(inert.failed_hal(_FallbackBoard(board), reason), board, None, None, None)
+
+
+def _boot(h, board, timer_start, irq_lock, irq_unlock):
+    """Core, driver (timer IRQ when ``timer_start`` is given), app, power-on self test."""
     import safety_core as sc
     from firmware.app import PumpApp
     from firmware.dose_driver import BatchDoseDriver, TimerDoseDriver
-    from hal import inert
-    try:
-        h = make_hal()
-    except Exception as e:
-        port = hal.build_part([], "service_port", make_service_port, inert.InertServicePort)
-        h = inert.failed_hal(board, _reason(e), service_port=port)
-    driver = None
-    try:
-        core = sc.SafetyCore(board.USTEP_VOLUME_PL)
-        driver = TimerDoseDriver(core, h.stepper, timer_start, irq_lock, irq_unlock)
-        app = PumpApp(h, core=core, driver=driver)
-        app.boot()
-        return app
-    except Exception as e:
-        if driver is not None:
-            driver.stop()
-        reason = _reason(e)
-    # Second chance, everything that can fail replaced: RAM log, no timer, no motor.
-    h = inert.failed_hal(board, "boot: " + reason, service_port=h.service_port, clock=h.clock)
     core = sc.SafetyCore(board.USTEP_VOLUME_PL)
-    app = PumpApp(h, core=core, driver=BatchDoseDriver(core, h.stepper, board.CYCLE_MS))
+    if timer_start is None:
+        return _booted(PumpApp(h, core=core, driver=BatchDoseDriver(core, h.stepper,
+                                                                    board.CYCLE_MS)))
+    driver = TimerDoseDriver(core, h.stepper, timer_start, irq_lock, irq_unlock)
+    try:
+        return _booted(PumpApp(h, core=core, driver=driver))
+    except Exception:
+        try:
+            driver.stop()
+        except Exception:
+            pass
+        raise
+
+
+def _booted(app):
     app.boot()
     return app
 
@@ -120,13 +160,19 @@ def run_cycles(app, period_ms, clock_ms, sleep_ms, cycles=-1):
 
 
 def _cycle_failed(app, exc):
+    """Each step on its own: a failing log must not stop the port or the watchdog feed."""
     try:
         app.system_error(exc)
-    finally:
-        try:
-            app.service.poll()          # the technician can still read what happened
-        finally:
-            app.hal.watchdog.feed()     # the motor is cut: keep the port alive, no reset loop
+    except Exception:
+        pass
+    try:
+        app.service.poll()              # the technician can still read what happened
+    except Exception:
+        pass
+    try:
+        app.hal.watchdog.feed()         # the motor is cut: keep the port alive, no reset loop
+    except Exception:
+        pass
 
 
 def main():
@@ -142,7 +188,11 @@ def main():
                      machine.disable_irq, machine.enable_irq)
     clock = app.hal.clock
     while True:                       # run_cycles returns only if told to; never to a REPL
-        run_cycles(app, board.CYCLE_MS, clock.ticks_ms, clock.sleep_ms)
+        try:
+            run_cycles(app, board.CYCLE_MS, clock.ticks_ms, clock.sleep_ms)
+        except Exception as e:        # the loop itself failed (the clock): cut, go on
+            _cycle_failed(app, e)
+            time.sleep_ms(board.CYCLE_MS)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

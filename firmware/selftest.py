@@ -83,7 +83,11 @@ def run_post(hal):
     else:
         results.append(("watchdog", PASS if bite else FAIL,
                         "bite proven" if bite else "did not bite"))
-    results.append(_check_image(hal.board))
+    try:
+        results.append(_check_image(hal.board))
+    except Exception as e:  # noqa: BLE001 -- an unreadable image is a failed item
+        results.append(("firmware image", FAIL, "image check failed: %s: %s" %
+                        (type(e).__name__, e)))
     results.append(("calibration", NOT_TESTABLE,
                     "no calibration record on this build (board nominal constants)"))
     return results

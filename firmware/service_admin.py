@@ -28,6 +28,7 @@ from firmware import events
 from firmware import protocol as p
 from firmware.library_store import R_STORAGE, StoreError
 from firmware.mac import fingerprint
+from firmware.alarms import PRIORITY_LOW
 from firmware.service import MODEL, therapy_active
 import safety_core as sc
 
@@ -115,6 +116,9 @@ def provision(srv, request_id, payload):
                      "them after a login (pumpctl key change)")
     if therapy_active(srv.app.core.phase):
         return _fail(srv, request_id, p.E_BUSY, "keys cannot be provisioned while infusing")
+    if srv.app.alarms.top_priority() > PRIORITY_LOW:   # SELECT belongs to the alarm
+        return _fail(srv, request_id, p.E_BUSY, "keys cannot be provisioned while an alarm "
+                     "is active on the pump: clear it first")
     if srv.pending_keys is not None:
         return _fail(srv, request_id, p.E_BUSY, "a key confirmation is already waiting on "
                      "the pump: press SELECT there or wait for it to expire")
@@ -304,6 +308,9 @@ def _busy(srv, request_id):
         name = sc.PHASE_NAMES[phase] if phase < len(sc.PHASE_NAMES) else str(phase)
         return _fail(srv, request_id, p.E_BUSY, "library loading refused while a therapy is "
                      "in progress (%s): stop the infusion first" % name)
+    if phase == sc.PHASE_READY and srv.app.therapy is not None:
+        return _fail(srv, request_id, p.E_BUSY, "library loading refused: a program from the "
+                     "current library is waiting to start; clear or run it first")
     return 0
 
 

@@ -39,6 +39,21 @@ class StdioServicePort(hal.ServicePort):
         self._ipoll = getattr(self._poll, "ipoll", None)   # MicroPython only
         self._buf = bytearray(0)          # grows once to the largest read asked for
         self._one = bytearray(1)
+        # Writes must not stall the control cycle: on rp2 a write to a USB CDC port whose
+        # host has stopped reading waits up to MICROPY_HW_USB_CDC_TX_TIMEOUT (500 ms) per
+        # call (shared/tinyusb/mp_usbd_cdc.c); its poll gives POLLOUT only while the TX
+        # FIFO has room.  A reply the host is not reading is dropped and counted.
+        self.dropped = 0
+        self._out_ipoll = None
+        self._out_poll = None  # type: ignore[assignment]
+        if stdout is None:
+            try:
+                out_poll = select.poll()
+                out_poll.register(sys.stdout, select.POLLOUT)
+                self._out_poll = out_poll
+                self._out_ipoll = getattr(out_poll, "ipoll", None)
+            except (AttributeError, OSError, TypeError, ValueError):
+                self._out_poll = None  # type: ignore[assignment]
         try:
             import os
             self._os_read = os.read          # CPython: unbuffered read of what is there
@@ -92,7 +107,20 @@ class StdioServicePort(hal.ServicePort):
         events = self._poll.poll(0)
         return events[0][1] if events else 0
 
+    def _writable(self):
+        if self._out_poll is None:
+            return True
+        if self._out_ipoll is not None:
+            for entry in self._out_ipoll(0):
+                return entry[1] & select.POLLOUT
+            return False
+        events = self._out_poll.poll(0)
+        return bool(events) and events[0][1] & select.POLLOUT
+
     def write(self, data):
+        if not self._writable():
+            self.dropped += 1             # the host is not reading: never block the cycle
+            return
         self._out.write(data)
         if self._flush is not None:
             self._flush()

@@ -243,11 +243,18 @@ def _compile(exe, repo, rel, march, dest):
         raise ImageError("mpy-cross failed on %s: %s" % (rel, proc.stderr.strip()))
 
 
-def build_image(board="pico", out_root=None, repo=REPO, natmod=None):
+DEV_IMAGE_SOURCE = ('"""Development image marker (make firmware DEV=1): SELECT+SILENCE held at '
+                    'power-on\nopens the maintenance REPL (firmware/main.py). Never in a '
+                    'production image."""\nMAINTENANCE_BOOT = True\n')
+
+
+def build_image(board="pico", out_root=None, repo=REPO, natmod=None, dev=False):
     """Build ``<out_root>/<board>/`` (default build/firmware) and return the manifest dict.
 
     ``natmod``: path of the native module to include; None (default):
     ``build/natmod/<arch>/sc_native.mpy`` when it exists; False: never.
+    ``dev``: a development image (``dev_image.py``: maintenance REPL possible, SR-SVC-4
+    relaxed); the manifest says so.
     """
     sources = device_sources(board, repo)
     check_closure(board, sources + ["firmware/main.py"], repo)
@@ -274,6 +281,9 @@ def build_image(board="pico", out_root=None, repo=REPO, natmod=None):
             _compile(exe, repo, rel, march, os.path.join(staging, rel[:-3] + ".mpy"))
         shutil.copyfile(os.path.join(repo, "firmware", "main.py"),
                         os.path.join(staging, "main.py"))
+        if dev:
+            with open(os.path.join(staging, "dev_image.py"), "w") as f:
+                f.write(DEV_IMAGE_SOURCE)
         if natmod is not None:
             os.makedirs(os.path.join(staging, "lib"))
             shutil.copyfile(natmod, os.path.join(staging, image_check.NATIVE_MODULE))
@@ -297,6 +307,7 @@ def build_image(board="pico", out_root=None, repo=REPO, natmod=None):
             "mpy_march": march,
             "native_arch": arch,
             "native_module": natmod is not None,
+            "development": bool(dev),
             "files": files,
             "image_sha256": image_check.image_sha256([(e["path"], e["sha256"])
                                                       for e in files]),
@@ -338,12 +349,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--board", default="pico", choices=sorted(BOARDS))
     parser.add_argument("--out", default=None, help="output root (default build/firmware)")
+    parser.add_argument("--dev", action="store_true",
+                        help="development image: maintenance REPL with SELECT+SILENCE held")
     parser.add_argument("--natmod", default=None,
                         help="native module to include (default build/natmod/<arch>/"
                              "sc_native.mpy if present)")
     args = parser.parse_args(argv)
     try:
-        manifest = build_image(args.board, args.out, natmod=args.natmod)
+        manifest = build_image(args.board, args.out, natmod=args.natmod, dev=args.dev)
     except (ImageError, OSError) as e:
         print("firmware image: %s" % e, file=sys.stderr)
         return 1

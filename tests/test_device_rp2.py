@@ -119,7 +119,7 @@ def test_rp2_boot_with_a_dead_display_is_a_system_error_not_a_repl_SR_SVC_4(rp2_
         seen["hal"] = h
         return h
 
-    class Stop(Exception):
+    class Stop(BaseException):       # out of the loop that never ends (like a reset)
         pass
 
     def run_cycles(app, period_ms, clock_ms, sleep_ms, cycles=-1):
@@ -147,15 +147,17 @@ def test_rp2_boot_with_a_dead_display_is_a_system_error_not_a_repl_SR_SVC_4(rp2_
         app.start()
 
 
-def test_maintenance_boot_only_on_a_development_board_with_both_keys_held(rp2_port, monkeypatch):
+def test_maintenance_boot_only_in_a_development_image_with_both_keys_held_SR_SVC_4(rp2_port, monkeypatch):
     import hal.rp2040 as backend
     from firmware import main as device_main
     board = backend.board
     fake_machine.Pin.levels[board.PIN_KEY_SELECT] = 0
     fake_machine.Pin.levels[board.PIN_KEY_SILENCE] = 0
-    assert device_main.maintenance_requested(board, fake_machine.Pin)
-    monkeypatch.setattr(board, "MAINTENANCE_BOOT", False)           # production board
+    assert board.MAINTENANCE_BOOT is False                          # production board file
     assert not device_main.maintenance_requested(board, fake_machine.Pin)
-    monkeypatch.setattr(board, "MAINTENANCE_BOOT", True)
+    dev_image = types.ModuleType("dev_image")                       # make firmware DEV=1
+    dev_image.MAINTENANCE_BOOT = True
+    monkeypatch.setitem(sys.modules, "dev_image", dev_image)
+    assert device_main.maintenance_requested(board, fake_machine.Pin)
     fake_machine.Pin.levels[board.PIN_KEY_SILENCE] = 1               # one key is not enough
     assert not device_main.maintenance_requested(board, fake_machine.Pin)

@@ -198,3 +198,19 @@ def test_changed_byte_in_a_deployed_file_fails_the_power_on_self_test_SR_AL_4(tm
     ok, app, item = boot()
     assert not ok and item[1] == FAIL and item[2] == "firmware/app.mpy: sha256 mismatch"
     assert app.alarms.is_active(al.SELF_TEST_FAILED)
+
+
+def test_production_image_never_opens_the_maintenance_repl_SR_SVC_4(tmp_path):
+    """Board files say MAINTENANCE_BOOT = False; only `make firmware DEV=1` adds dev_image."""
+    for rel in ("hal/rp2040/board_pico.py", "hal/esp32/board_devkit.py"):
+        ns = {}
+        exec(open(os.path.join(REPO, rel)).read(), ns)
+        assert ns["MAINTENANCE_BOOT"] is False, rel
+    prod = fi.build_image("pico", out_root=str(tmp_path / "prod"))
+    assert not prod["development"]
+    assert "dev_image.py" not in [e["path"] for e in prod["files"]]
+    dev = fi.build_image("pico", out_root=str(tmp_path / "dev"), dev=True)
+    assert dev["development"] and "dev_image.py" in [e["path"] for e in dev["files"]]
+    ns = {}
+    exec(open(str(tmp_path / "dev" / "pico" / "dev_image.py")).read(), ns)
+    assert ns["MAINTENANCE_BOOT"] is True

@@ -360,19 +360,54 @@ def test_signed_moves_with_irq_jitter_never_block_and_land_where_commanded_SR_CO
         n for n, _ in ticks)
 
 
-def test_move_that_cannot_be_queued_is_refused_and_counted_SR_CORE_7(dev):
-    """Never block the IRQ: no room for both words, or more pulses than fit -> overrun."""
+def test_a_stuck_step_generator_is_counted_after_100_ms_never_blocking_SR_CORE_7(dev):
+    """Never block the IRQ: with no room for both words the steps are carried; a backlog
+    still there after CARRY_LIMIT_MOVES consecutive ticks is an overrun (motor fault)."""
+    import hal.rp2040 as backend
     stepper = new_stepper(dev)
     stepper.sm.active(0)                              # a stuck SM: nothing drains
     for _ in range(4):
         stepper.move(10, TICK_MS)
     assert stepper.sm.tx_fifo() == 8 and stepper.overruns() == 0
-    stepper.move(10, TICK_MS)                         # would block on the port
-    assert stepper.overruns() == 1 and stepper.steps_issued() == 40
+    for _ in range(backend.CARRY_LIMIT_MOVES):        # would block on the port: carried
+        stepper.move(10, TICK_MS)
+    assert stepper.overruns() == 0 and stepper.steps_issued() == 40
+    stepper.move(10, TICK_MS)                         # 110 ms without room: a fault
+    assert stepper.overruns() == 1 and stepper.carry == 10 * (backend.CARRY_LIMIT_MOVES + 1)
+
+
+def test_more_pulses_than_fit_are_split_over_ticks_not_refused_SR_CORE_7(dev):
     stepper = new_stepper(dev)
-    too_many = dev.budget_cycles // dev.ps.PULSE_FIXED_CYCLES + 1
-    stepper.move(too_many, TICK_MS)
-    assert stepper.overruns() == 1 and stepper.sm.tx_fifo() == 0
+    most = dev.ps.max_pulses(TICK_MS, dev.board.STEP_PIO_FREQ_HZ)
+    stepper.move(most + 7, TICK_MS)
+    assert stepper.steps_issued() == most and stepper.carry == 7
+    assert dev.ps.train_cycles(most, 0) <= dev.budget_cycles
+    fake_rp2.advance_us(TICK_MS * 1000)
+    stepper.move(0, TICK_MS)
+    assert stepper.steps_issued() == most + 7 and stepper.overruns() == 0
+
+
+def test_late_ticks_back_to_back_after_a_flash_erase_lose_no_step_SR_CORE_7(dev):
+    """IRQs off for 60 ms (a flash sector erase), then the soft timer fires the six missed
+    ticks at once at 500 mL/h: the FIFO fills, the rest is carried, nothing is refused,
+    and every commanded step comes out as a pulse."""
+    board = dev.board
+    stepper = new_stepper(dev)
+    steps_per_tick = 89                               # 500 mL/h
+    fake_rp2.advance_us(1000)
+    stepper.move(steps_per_tick, TICK_MS)
+    fake_rp2.advance_us(60 * 1000)                    # IRQs masked: no tick
+    for _ in range(6):                                # the missed ticks, back to back
+        stepper.move(steps_per_tick, TICK_MS)
+    for _ in range(6):                                # then on time again
+        fake_rp2.advance_us(TICK_MS * 1000)
+        stepper.move(steps_per_tick, TICK_MS)
+    fake_rp2.advance_us(8 * TICK_MS * 1000)
+    stepper.move(0, TICK_MS)
+    fake_rp2.advance_us(4 * TICK_MS * 1000)
+    assert stepper.overruns() == 0 and stepper.carry == 0
+    rises = pulses(stepper.sm, board.PIN_STEP, board.PIN_DIR)[0]
+    assert len(rises) == stepper.steps_issued() == 13 * steps_per_tick
 
 
 # ---- the defect this replaces ----------------------------------------------------------

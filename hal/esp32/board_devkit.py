@@ -47,6 +47,7 @@ PRESSURE_MMHG_PER_COUNT_DEN = 5
 
 # Boot and image (firmware/main.py, firmware/selftest.py)
 IMAGE_ROOT = "/"                 # where `pumpctl deploy` puts the image and its manifest.json
-MAINTENANCE_BOOT = True          # development board: SELECT+SILENCE held at power-on leaves the
-                                 # motor off and the REPL open for `pumpctl deploy`; False on
-                                 # production boards (images via BOOTSEL, no REPL on the port)
+MAINTENANCE_BOOT = False         # production: no REPL on the port, ever (SR-SVC-4). A
+                                 # development image (`make firmware DEV=1`) adds dev_image.py:
+                                 # SELECT+SILENCE held at power-on then leaves the motor off
+                                 # and the REPL open for `pumpctl deploy`

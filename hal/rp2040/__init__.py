@@ -17,9 +17,12 @@ from hal.devices import (AdcPressureSensor, PwmBuzzer, RtcClock, Ssd1306Display,
 from hal.inert import guarded_hal
 from hal.rp2040 import board_pico as board
 from hal.rp2040.pio_steps import (TX_FIFO_DEPTH_WORDS, WORDS_PER_MOVE, count_dir_word,
-                                   delay_for, step_train)
+                                   delay_for, max_pulses, step_train)
 from hal.stdio_port import StdioServicePort
 from hal.vfs_storage import FileStorage
+
+
+CARRY_LIMIT_MOVES = 10   # 100 ms of ticks without room in the FIFO: a motor-drive fault
 
 
 class PioStepper(hal.Stepper):
@@ -31,9 +34,12 @@ class PioStepper(hal.Stepper):
     delay) only when the TX FIFO has room for both, sized so the train lasts at
     most ``TRAIN_BUDGET_PCT`` of the period.  Signed steps: negative = reverse
     (occlusion back-off); the PIO sets DIR from the move's own word, so a reverse
-    move runs after the trains queued before it.  A move that cannot be queued
-    (FIFO full, or more pulses than fit in the period) is refused and counted in
-    ``overruns()``; by construction that never happens, and a non-zero count is a
+    move runs after the trains queued before it.  Steps that cannot be queued now
+    are carried to the next move: the FIFO is full when late timer ticks fire back
+    to back (the rp2 soft timer catches up missed periodic ticks at once, e.g. after
+    a flash erase with IRQs off, shared/runtime/softtimer.c), or a move holds more
+    pulses than fit in one period.  Only a backlog still there after
+    ``CARRY_LIMIT_MOVES`` consecutive moves (100 ms) counts in ``overruns()``, a
     motor fault.  ``steps_issued()`` is the net position commanded since boot:
     forward steps minus reverse steps.  The enable line (EN, active low) is a
     plain GPIO the PIO never drives; a move while disabled is dropped (not
@@ -48,6 +54,8 @@ class PioStepper(hal.Stepper):
         self.sm.active(1)
         self.issued = 0
         self.overrun_count = 0
+        self.carry = 0                    # signed steps not queued yet (FIFO full)
+        self.carry_moves = 0              # consecutive moves that left a carry
         self.enabled = False
 
     def enable(self, on):
@@ -55,16 +63,37 @@ class PioStepper(hal.Stepper):
         self.en.value(0 if on else 1)
 
     def move(self, steps, period_ms):
-        if steps == 0 or not self.enabled:
+        total = steps + self.carry
+        if not self.enabled:
+            self.carry = 0                # a cut motor: nothing waits for it
             return
-        delay = delay_for(steps if steps > 0 else -steps, period_ms, board.STEP_PIO_FREQ_HZ)
+        if total == 0:
+            self.carry = 0
+            return
         # the SM only drains the FIFO, so room seen here is still there at put()
-        if delay < 0 or self.sm.tx_fifo() > TX_FIFO_DEPTH_WORDS - WORDS_PER_MOVE:
-            self.overrun_count += 1
+        if self.sm.tx_fifo() > TX_FIFO_DEPTH_WORDS - WORDS_PER_MOVE:
+            self._keep(total)             # late ticks came back to back: next tick
             return
-        self.sm.put(count_dir_word(steps))
-        self.sm.put(delay)
-        self.issued += steps
+        n = total if total > 0 else -total
+        most = max_pulses(period_ms, board.STEP_PIO_FREQ_HZ)
+        if n > most:
+            n = most
+        move = n if total > 0 else -n
+        self.sm.put(count_dir_word(move))
+        self.sm.put(delay_for(n, period_ms, board.STEP_PIO_FREQ_HZ))
+        self.issued += move
+        if move == total:
+            self.carry = 0
+            self.carry_moves = 0
+        else:
+            self._keep(total - move)
+
+    def _keep(self, steps):
+        """Carry steps to the next move; a backlog older than CARRY_LIMIT_MOVES is a fault."""
+        self.carry = steps
+        self.carry_moves += 1
+        if self.carry_moves > CARRY_LIMIT_MOVES:
+            self.overrun_count += 1
 
     def steps_issued(self):
         return self.issued

@@ -84,6 +84,11 @@ def delay_for(steps, period_ms, freq_hz):
     return (budget_cycles(period_ms, freq_hz) - MOVE_OVERHEAD_CYCLES) // steps - PULSE_FIXED_CYCLES
 
 
+def max_pulses(period_ms, freq_hz):
+    """Most pulses one move of ``period_ms`` can carry (delay word 0)."""
+    return (budget_cycles(period_ms, freq_hz) - MOVE_OVERHEAD_CYCLES) // PULSE_FIXED_CYCLES
+
+
 def pulse_cycles(delay):
     """PIO cycles of one STEP pulse (rising edge to rising edge) with delay word ``delay``."""
     return delay + PULSE_FIXED_CYCLES

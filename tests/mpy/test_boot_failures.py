@@ -249,3 +249,189 @@ def test_timer_driver_refuses_a_timer_it_cannot_keep_SR_CORE_7():
         assert False, "a driver without its timer object would stop at the first collection"
     except ValueError as e:
         assert "keeps it" in str(e)
+
+
+class FailLaterFlash(simhal.RamStorage):
+    """Flash that starts failing writes (full, or worn out) after boot."""
+    fail = False
+
+    def open(self, name, mode="rb"):
+        if self.fail and ("a" in mode or "+" in mode or "w" in mode):
+            raise OSError(28)
+        return simhal.RamStorage.open(self, name, mode)
+
+
+def _clock():
+    clock = [0]
+
+    def clock_ms():
+        return clock[0]
+
+    def sleep_ms(ms):
+        clock[0] += ms
+    return clock_ms, sleep_ms
+
+
+def test_failing_log_while_handling_a_cycle_error_stays_in_the_loop_SR_SVC_4():
+    world = World(seed=8)
+    port = QueueServicePort()
+    flash = FailLaterFlash()
+    h = make_sim_hal(world, cycle_ms=100, service_port=port, storage=flash)
+    app = _start(lambda: h, lambda: port)
+    app.program_continuous(36000, 100000)
+    app.start()
+    timer = app.driver.timer
+    for _ in range(5):
+        app.cycle()
+        for _ in range(10):
+            timer.callback(timer)
+        world.advance(100)
+    assert world.motor_enabled
+    flash.fail = True
+
+    def broken_poll():
+        raise ValueError("bad sample")
+    h.buttons.poll = broken_poll
+    clock_ms, sleep_ms = _clock()
+    device_main.run_cycles(app, 100, clock_ms, sleep_ms, cycles=3)   # must not raise
+    assert not world.motor_enabled and app.core.phase == sc.PHASE_PAUSED
+    assert app.alarms.is_active(al.SYSTEM_ERROR)
+    port.feed(p.encode_frame(6, p.STATUS))
+    device_main.run_cycles(app, 100, clock_ms, sleep_ms, cycles=1)
+    replies = p.FrameDecoder().feed(port.drain())
+    assert replies and replies[-1][0] == 6 and replies[-1][1] == p.STATUS | p.REPLY
+
+
+class BrokenRtc:
+    def ticks_ms(self):
+        return 0
+
+    def rtc_s(self):
+        raise OSError(5)
+
+    def set_rtc_s(self, s):
+        raise OSError(5)
+
+    def sleep_ms(self, ms):
+        pass
+
+
+def test_a_clock_that_fails_at_boot_still_gives_a_pump_in_system_error_SR_AL_4():
+    world = World(seed=9)
+    port = QueueServicePort()
+    h = make_sim_hal(world, cycle_ms=100, service_port=port)
+    h.clock = BrokenRtc()
+    app = _start(lambda: h, lambda: port)                 # never raises
+    assert not app.post_ok and app.alarms.is_active(al.SELF_TEST_FAILED)
+    assert [r for r in app.post_results if r[0] == "hardware: hal" and r[1] == FAIL]
+    assert _status_over(port, app)["alarm"] == al.SELF_TEST_FAILED
+
+
+def test_an_unreadable_image_manifest_is_a_failed_item_not_an_exception_SR_AL_4():
+    world = World(seed=10)
+    port = QueueServicePort()
+    h = make_sim_hal(world, cycle_ms=100, service_port=port)
+    h.board.IMAGE_ROOT = "/"                              # the "manifest" is unreadable here
+    import firmware.image_check as ic
+    saved = ic.MANIFEST
+    ic.MANIFEST = "."                                     # opening a directory: OSError
+    try:
+        app = _start(lambda: h, lambda: port)
+    finally:
+        ic.MANIFEST = saved
+    item = [r for r in app.post_results if r[0] == "firmware image"][0]
+    assert item[1] == FAIL, item
+    assert app.alarms.is_active(al.SELF_TEST_FAILED)
+
+
+class EnableFails:
+    """A stepper whose enable line driver raises (I2C/GPIO expander fault)."""
+
+    def __init__(self, stepper):
+        self.stepper = stepper
+        self.fail = False
+
+    def enable(self, on):
+        if self.fail:
+            raise OSError(5)
+        self.stepper.enable(on)
+
+    def move(self, steps, period_ms):
+        self.stepper.move(steps, period_ms)
+
+    def steps_issued(self):
+        return self.stepper.steps_issued()
+
+    def overruns(self):
+        return 0
+
+
+def test_cut_motor_pauses_the_core_even_when_the_enable_line_fails_SR_CORE_7():
+    world = World(seed=11)
+    h = make_sim_hal(world, cycle_ms=100)
+    h.stepper = EnableFails(h.stepper)
+    app = PumpApp(h)
+    app.boot()
+    app.program_continuous(36000, 100000)
+    app.start()
+    app.cycle()
+    h.stepper.fail = True
+    try:
+        app.system_error("test")
+    except OSError:
+        pass
+    assert app.core.phase == sc.PHASE_PAUSED
+    assert app.alarms.is_active(al.SYSTEM_ERROR)
+
+
+class OverrunStepper(EnableFails):
+    refused = 0
+
+    def overruns(self):
+        return self.refused
+
+
+def test_step_generator_refusal_is_a_motor_drive_system_error_SR_CORE_6():
+    world = World(seed=12)
+    h = make_sim_hal(world, cycle_ms=100)
+    h.stepper = OverrunStepper(h.stepper)
+    app = PumpApp(h)
+    app.boot()
+    app.program_continuous(36000, 100000)
+    app.start()
+    app.cycle()
+    assert world.motor_enabled and not app.alarms.active
+    h.stepper.refused = 1
+    app.cycle()
+    assert app.alarms.is_active(al.MOTOR_DRIVE)
+    assert not world.motor_enabled and app.core.phase == sc.PHASE_PAUSED
+    try:
+        app.start()
+        assert False, "a motor-drive error blocks delivery until restart"
+    except sc.CoreRefused:
+        pass
+
+
+def test_channel_b_cut_holds_even_while_the_core_runs_SR_CORE_7():
+    from firmware.dose_driver import TimerDoseDriver
+    world = World(seed=13)
+    h = make_sim_hal(world, cycle_ms=100)
+    core = sc.SafetyCore(h.board.USTEP_VOLUME_PL)
+    made = []
+
+    def timer_start(period_ms, callback):
+        made.append(NoTimer(period_ms, callback))
+        return made[0]
+    driver = TimerDoseDriver(core, h.stepper, timer_start)
+    app = PumpApp(h, core=core, driver=driver)
+    app.boot()
+    app.program_continuous(36000, 100000)
+    app.start()
+    for _ in range(10):
+        driver.timer.callback(driver.timer)
+    assert world.motor_enabled
+    driver.cut_motor()                      # channel B alone: the core still says RUNNING
+    for _ in range(20):
+        app.cycle()
+        driver.timer.callback(driver.timer)
+    assert core.phase == sc.PHASE_RUNNING and not world.motor_enabled

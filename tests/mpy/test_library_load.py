@@ -288,3 +288,18 @@ def test_power_cut_during_a_load_sampled_leaves_old_or_new_SR_LIB_3():
             done, b = load_with_power_cut(base, LIB_V4, n)
             check_old_or_new(b, old, LIB_V4, done)
         assert done, "the full budget completes the load"
+
+
+def test_load_refused_while_a_library_program_waits_to_start_SR_LIB_4():
+    """A program from library v3, not started yet: loading v4 would leave the display and
+    STATUS naming v4 with v3's drug, so the load waits until the program is run or replaced."""
+    from tests.mpy.test_programming import ADULT, VANCO
+    b = provisioned_bench(library=LIB)
+    b.app.program_from_library(ADULT, VANCO, 0, 500000, "mg/h", 250000)
+    assert b.app.core.phase == sc.PHASE_READY and b.app.therapy is not None
+    try:
+        b.load(LIB_V4)
+        assert False, "load must be refused while a library program waits"
+    except PumpError as e:
+        assert e.code == p.E_BUSY and "waiting to start" in e.message
+    assert b.active() == (42, 3)

@@ -150,3 +150,22 @@ def test_enable_line_released_when_complete_and_cut_by_channel_b():
     _run(app, world, driver, 2)
     assert not world.motor_enabled
     assert world.steps_total + world.pending_steps == steps
+
+
+class _NotWritable:
+    """select.poll on a USB CDC stdout whose host stopped reading: no POLLOUT."""
+
+    def poll(self, timeout_ms):
+        return []
+
+
+def test_reply_to_a_host_that_stopped_reading_is_dropped_not_blocking_SR_SVC_1():
+    out = Rp2StdoutBuffer()
+    port = _rp2_port(out)
+    port._out_poll = _NotWritable()          # as the port sees a full CDC TX FIFO
+    port._out_ipoll = None
+    port.write(b"reply")
+    assert port.dropped == 1 and not out.data
+    port._out_poll = None                    # writable again
+    port.write(b"reply")
+    assert bytes(out.data) == b"reply"

@@ -55,11 +55,25 @@ def test_first_keys_need_select_on_the_pump_within_30_s_SR_SVC_2():
     b.login()
 
 
+def test_no_key_prompt_over_an_alarm_SELECT_stays_the_alarms_SR_SVC_2():
+    """A host cannot put the key prompt over an alarm: the caregiver's SELECT meant for the
+    alarm would accept the host's keys."""
+    b = Bench()
+    b.app.alarms.raise_alarm(al.DOOR_OPEN, 0)
+    err, msg = b.error_of(p.KEY_PROVISION, TECH_KEY + FLEET_KEY)
+    assert err == p.E_BUSY and "alarm" in msg
+    b.hal.buttons.press(KEY_SELECT)
+    b.cycle(2)
+    assert b.key_status()["flags"] == 0                     # no key stored
+    assert not b.app.alarms.is_active(al.DOOR_OPEN)         # SELECT acknowledged the alarm
+    #                                                         (the door is closed: cleared)
+
+
 def test_select_on_the_key_prompt_does_not_reach_the_application():
     b = Bench()
-    b.app.alarms.raise_alarm(al.INFUSION_COMPLETE, 0)      # clears on acknowledge
-    b.app.alarms.cause_gone(al.INFUSION_COMPLETE)
     b.request(p.KEY_PROVISION, TECH_KEY + FLEET_KEY)
+    b.app.alarms.raise_alarm(al.INFUSION_COMPLETE, 0)      # raised while the prompt is up
+    b.app.alarms.cause_gone(al.INFUSION_COMPLETE)
     b.hal.buttons.press(KEY_SELECT)
     b.cycle(2)
     assert b.app.alarms.is_active(al.INFUSION_COMPLETE), \

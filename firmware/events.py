@@ -45,6 +45,9 @@ THERAPY_CONTEXT = const(70)      # a = library id, b = (library version & 0xFFFF
 SOFT_LIMIT_OVERRIDE = const(71)  # a = drug id | dose unit code << 16 | side << 24 (1 below
 #                                  soft min, 2 above soft max), b = dose (scaled, dose unit)
 LIBRARY_CHECK_REFUSED = const(72)  # a = programming reason code, b = drug id
+LOG_SEGMENT_RECYCLED = const(90)  # written by firmware/eventlog.py when the ring drops its
+#                                  oldest segment: a = first sequence number still kept,
+#                                  b = index of the recycled segment file
 
 NAMES = {
     POWER_ON: "POWER_ON", POWER_OFF: "POWER_OFF",
@@ -65,6 +68,7 @@ NAMES = {
 NAMES[THERAPY_CONTEXT] = "THERAPY_CONTEXT"
 NAMES[SOFT_LIMIT_OVERRIDE] = "SOFT_LIMIT_OVERRIDE"
 NAMES[LIBRARY_CHECK_REFUSED] = "LIBRARY_CHECK_REFUSED"
+NAMES[LOG_SEGMENT_RECYCLED] = "LOG_SEGMENT_RECYCLED"
 
 
 def name(code):

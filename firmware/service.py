@@ -170,7 +170,9 @@ class ServiceServer:
             n = min(max_count, LOG_RECORDS_PER_FRAME)
             records = self.log.read(from_seq, n)
             head = struct.pack("<IH", self.log.last_seq, len(records))
-            self._reply(request_id, code, head + b"".join(records))
+            # trailer: u32 first sequence number still kept (older ones were recycled)
+            self._reply(request_id, code, head + b"".join(records) +
+                        struct.pack("<I", self.log.first_seq))
         elif p.KEY_STATUS <= code <= p.LIBRARY_INFO or code in p.WRITE_COMMANDS or \
                 code == p.LOGIN_CHALLENGE or code == p.LOGIN or code == p.KEY_PROVISION:
             from firmware import service_admin

@@ -5,7 +5,6 @@ Starts ``pumpctl sim`` (MicroPython and CPython runtimes), then runs
 malformed frames at the pump to prove it answers with errors and keeps
 infusing.
 """
-import csv
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 import serial
 
 from firmware import protocol as p
+from host_tools.pumpctl import logfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PUMPCTL = [sys.executable, "-m", "host_tools.pumpctl.cli"]
@@ -50,20 +50,28 @@ def test_status_shows_running_infusion_SR_SVC_3(virtual_pump):
     assert ("reference" if runtime == "micropython" else "cffi") in res.stdout
 
 
-def test_logs_pull_verifies_and_writes_csv_then_resumes_SR_SVC_3(virtual_pump, tmp_path):
+def test_logs_pull_verifies_and_writes_raw_records_then_resumes_SR_SVC_3(virtual_pump, tmp_path):
     port, _, _ = virtual_pump
-    out = tmp_path / "events.csv"
+    out = tmp_path / "events.plog"
     res = run_pumpctl("logs", "pull", "--port", port, "--out", str(out))
     assert res.returncode == 0, res.stderr
-    assert "each CRC-verified" in res.stdout
-    rows = list(csv.DictReader(open(out)))
-    assert [r["event"] for r in rows[:4]] == ["POWER_ON", "SELF_TEST_PASSED",
-                                             "THERAPY_PROGRAMMED", "THERAPY_STARTED"]
-    assert [int(r["seq"]) for r in rows] == list(range(1, len(rows) + 1))
-    # resume: nothing new yet, the file stays consistent
+    assert "each CRC- and chain-verified" in res.stdout and "records/s" in res.stdout
+    rows = logfile.read_records(str(out))
+    assert [r["type_name"] for r in rows[:4]] == ["POWER_ON", "SELF_TEST_PASSED",
+                                                  "THERAPY_PROGRAMMED", "THERAPY_STARTED"]
+    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    # resume (while infusing): continues after the last record, the file stays consistent
     res = run_pumpctl("logs", "pull", "--port", port, "--out", str(out))
     assert res.returncode == 0, res.stderr
-    assert [int(r["seq"]) for r in csv.DictReader(open(out))] == list(range(1, len(rows) + 1))
+    assert "appended to" in res.stdout
+    seqs = [r["seq"] for r in logfile.read_records(str(out))]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= len(rows)
+    res = run_pumpctl("logs", "verify", str(out))
+    assert res.returncode == 0 and "OK" in res.stdout, res.stdout + res.stderr
+    # a directory names the file after the pump's serial
+    res = run_pumpctl("logs", "pull", "--port", port, "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "pump-VP-0001.plog").exists()
 
 
 def test_malformed_frames_get_error_replies_and_infusion_continues_SR_SVC_1(virtual_pump):
@@ -110,13 +118,15 @@ def test_silent_port_times_out_with_a_clear_message_SR_SVC_3():
 def test_damaged_record_is_reported_as_missing_and_the_rest_saved_SR_LOG_2(virtual_pump,
                                                                           tmp_path):
     port, _, state_dir = virtual_pump
-    log_file = state_dir / "events.bin"
+    log_file = state_dir / "events.0.bin"
     data = bytearray(log_file.read_bytes())
     data[32 + 9] ^= 0xFF                      # damage record 2 on the pump's flash
     log_file.write_bytes(bytes(data))
-    out = tmp_path / "events.csv"
+    out = tmp_path / "events.plog"
     res = run_pumpctl("logs", "pull", "--port", port, "--out", str(out))
     assert res.returncode == 2, res.stdout + res.stderr
     assert "MISSING records 2..2" in res.stderr
-    seqs = [int(r["seq"]) for r in csv.DictReader(open(out))]
+    seqs = [r["seq"] for r in logfile.read_records(str(out))]
     assert seqs[:3] == [1, 3, 4]
+    res = run_pumpctl("logs", "verify", str(out))
+    assert res.returncode == 1 and "record seq 2 missing (expected at position 2)" in res.stderr

@@ -102,9 +102,10 @@ def test_provision_load_and_status_from_the_sample_library_SR_LIB_3_SR_SVC_2(
     assert "library 7 version 2" in out and "slot B" in out
     assert "library 7 version 2" in ok(run_pumpctl("status", "--port", port))
     # the pump's log tells the story
-    csv_path = tmp_path / "log.csv"
-    ok(run_pumpctl("logs", "pull", "--port", port, "--out", csv_path))
-    names = [r["event"] for r in csv.DictReader(open(csv_path))]
+    log_path = tmp_path / "log.plog"
+    ok(run_pumpctl("logs", "pull", "--port", port, "--out", log_path))
+    from host_tools.pumpctl import logfile
+    names = [r["type_name"] for r in logfile.read_records(str(log_path))]
     for name in ("KEYS_CHANGED", "SERVICE_LOGIN", "SERVICE_COMMAND", "LIBRARY_LOADED",
                  "SERVICE_LOGOUT"):
         assert name in names, (name, names)

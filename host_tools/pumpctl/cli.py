@@ -1,22 +1,21 @@
 """pumpctl: the technicians' and pharmacists' command-line tool (SR-SVC-3).
 
-Owns the user-facing commands: ``status``, ``logs pull``, ``sim``, ``deploy``
-(its logic is in ``deploy.py``).  Every failure prints a message naming the
+Owns the user-facing commands: ``status``, ``logs pull`` / ``logs verify`` (their
+logic is in ``logfile.py``), ``sim``, ``deploy`` (its logic is in ``deploy.py``).  Every failure prints a message naming the
 problem and exits non-zero; long transfers show a progress bar.
 """
-import csv
 import os
 import sys
-import time
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
+from rich.text import Text
 from rich.table import Table
 
 import safety_core as sc
 from firmware import alarms as al
-from firmware import eventlog, events
+from firmware import eventlog
 from host_tools.library.cli import library as library_group
 from host_tools.pumpctl import service_cli
 from host_tools.pumpctl.link import PumpError, PumpLink
@@ -97,83 +96,100 @@ def logs():
     """Event-log commands."""
 
 
-CSV_COLUMNS = ["seq", "event", "type", "rtc_utc", "rtc_s", "mono_ms", "a", "b"]
+class _RecordRate(ProgressColumn):
+    """records/s and KB/s of a task counted in records."""
+
+    def render(self, task):
+        speed = task.finished_speed or task.speed
+        if not speed:
+            return Text("-- rec/s  -- KB/s", style="progress.data.speed")
+        return Text("%.0f rec/s  %.1f KB/s" % (speed, speed * eventlog.RECORD_SIZE / 1024.0),
+                    style="progress.data.speed")
 
 
-def _last_seq_in_csv(path):
-    last = 0
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            last = int(row["seq"])
-    return last
+def _serial_of(identify_text):
+    words = identify_text.split()
+    return words[words.index("sn") + 1] if "sn" in words[:-1] else "UNSET"
 
 
 @logs.command("pull")
 @click.option("--port", required=True)
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--from-seq", default=None, type=int,
-              help="first sequence number (default: 1, or resume after the last row of --out)")
+@click.option("--out", "out_path", required=True, type=click.Path(),
+              help="pulled-log file (.plog), or a directory for pump-<serial>.plog; "
+                   "an existing file is resumed after its last record")
 @click.option("--timeout", default=2.0, show_default=True)
-def logs_pull(port, out_path, from_seq, timeout):
-    """Pull the event log, verify every record (CRC, sequence) and write CSV."""
-    resume = from_seq is None and os.path.exists(out_path) and os.path.getsize(out_path) > 0
-    if resume:
-        from_seq = _last_seq_in_csv(out_path) + 1
-    elif from_seq is None:
-        from_seq = 1
-    rows = []
-    gaps = []
+def logs_pull(port, out_path, timeout):
+    """Pull the event log into a raw .plog file, verifying CRC, sequence and hash chain."""
+    from host_tools.pumpctl import logfile
     with _link(port, timeout) as link:
         try:
-            last_seq, _ = link.log_read(from_seq, 0)
-            total = max(0, last_seq - from_seq + 1)
-            seq = from_seq
-            t0 = time.monotonic()
+            path = logfile.resolve_out(out_path, _serial_of(link.identify()))
             with Progress(TextColumn("log records"), BarColumn(),
-                          TextColumn("{task.completed}/{task.total}"), TransferSpeedColumn(),
+                          TextColumn("{task.completed}/{task.total}"), _RecordRate(),
                           console=console, transient=True) as progress:
-                task = progress.add_task("pull", total=total)
-                while seq <= last_seq:
-                    _, records = link.log_read(seq, RECORDS_PER_REQUEST)
-                    if not records:           # a whole chunk of damaged slots
-                        gaps.append((seq, min(last_seq, seq + RECORDS_PER_REQUEST - 1)))
-                        seq += RECORDS_PER_REQUEST
-                        continue
-                    for raw in records:
-                        try:
-                            rec = eventlog.decode(raw)
-                        except eventlog.CorruptRecord as e:
-                            raise click.ClickException("record near seq %d failed "
-                                                       "verification: %s" % (seq, e))
-                        if rec[0] < seq:
-                            raise click.ClickException("sequence went back: expected %d, "
-                                                       "got %d" % (seq, rec[0]))
-                        if rec[0] > seq:
-                            gaps.append((seq, rec[0] - 1))
-                        rows.append(rec)
-                        seq = rec[0] + 1
-                    progress.update(task, completed=seq - from_seq)
-            elapsed = time.monotonic() - t0
+                task = progress.add_task("pull", total=None)
+
+                def show(done, total):
+                    progress.update(task, completed=done, total=total)
+
+                res = logfile.pull(link, path, RECORDS_PER_REQUEST, show)
         except PumpError as e:
             raise click.ClickException(str(e))
-    mode = "a" if resume else "w"
-    with open(out_path, mode, newline="") as f:
-        writer = csv.writer(f)
-        if not resume:
-            writer.writerow(CSV_COLUMNS)
-        for seq_no, etype, rtc_s, mono_ms, a, b in rows:
-            writer.writerow([seq_no, events.name(etype), etype,
-                             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rtc_s)), rtc_s,
-                             mono_ms, a, b])
-    last_pulled = rows[-1][0] if rows else from_seq - 1
-    click.echo("pulled %d records (seq %d..%d) in %.2f s, each CRC-verified; %s %s" % (
-        len(rows), from_seq, last_pulled, elapsed, "appended to" if resume else "wrote",
-        out_path))
-    if gaps:
-        for lo, hi in gaps:
-            click.echo("MISSING records %d..%d: damaged or removed on the pump" % (lo, hi),
-                       err=True)
+        except (logfile.LogFileError, logfile.HistoryRewritten) as e:
+            raise click.ClickException(str(e))
+    rate = res.pulled / res.elapsed_s if res.elapsed_s > 0 else 0.0
+    click.echo("pulled %d records (seq %d..%d) in %.2f s (%.0f records/s, %.1f KB/s), each "
+               "CRC- and chain-verified; %s %s" % (
+                   res.pulled, res.from_seq, res.to_seq, res.elapsed_s, rate,
+                   rate * eventlog.RECORD_SIZE / 1024.0,
+                   "appended to" if res.resumed else "wrote", path))
+    for lo, hi in res.recycled:
+        click.echo("records %d..%d were recycled on the pump before this pull (ring full)"
+                   % (lo, hi))
+    bad = False
+    for lo, hi in res.gaps:
+        click.echo("MISSING records %d..%d: damaged or removed on the pump" % (lo, hi),
+                   err=True)
+        bad = True
+    for seq in res.chain_breaks:
+        click.echo("CHAIN BROKEN at record %d: it does not follow from record %d" % (
+            seq, seq - 1), err=True)
+        bad = True
+    if bad:
         sys.exit(2)
+
+
+@logs.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False))
+def logs_verify(file):
+    """Name every missing, edited, reordered or duplicated record of a pulled log."""
+    from host_tools.pumpctl import logfile
+    try:
+        v = logfile.verify(file)
+    except logfile.LogFileError as e:
+        raise click.ClickException(str(e))
+    for lo, hi in v.recycled:
+        click.echo("records %d..%d were recycled on the pump before they were pulled "
+                   "(named by a LOG_SEGMENT_RECYCLED marker)" % (lo, hi))
+    for p in v.problems:
+        click.echo("%s: %s" % (p.kind.upper(), p.message), err=True)
+    if v.problems:
+        click.echo("%s: %d problem(s) in %d records" % (file, len(v.problems), v.records),
+                   err=True)
+        sys.exit(1)
+    click.echo("%s: OK, %d records seq %d..%d, CRC and hash chain verified%s" % (
+        file, v.records, v.first_seq, v.last_seq,
+        " from genesis" if v.anchored else ""))
+
+
+def _add_export_commands():
+    """logs export --format csv|json|fhir and logs plot (host_tools/logs_export.py)."""
+    from host_tools.logs_export import logs_export_cmd, logs_plot_cmd
+    logs.add_command(logs_export_cmd)
+    logs.add_command(logs_plot_cmd)
+
+
+_add_export_commands()
 
 
 @main.command("sim")

@@ -155,13 +155,25 @@ class PumpLink:
 
     def log_read(self, from_seq, max_count):
         """(last_seq on the pump, [raw records]) starting at from_seq."""
+        _, last_seq, records = self.log_window(from_seq, max_count)
+        return last_seq, records
+
+    def log_window(self, from_seq, max_count):
+        """(first_seq still kept, last_seq, [raw records]) starting at from_seq.
+
+        first_seq comes from the reply's u32 trailer; a pump without it (no
+        ring) keeps everything from 1."""
         payload = self.request(p.LOG_READ, struct.pack("<IH", from_seq, max_count))
         if len(payload) < 6:
             raise PumpError("PROTOCOL", "LOG_READ reply of %d bytes" % len(payload))
         last_seq, n = struct.unpack_from("<IH", payload, 0)
         body = payload[6:]
         size = 32
+        first_seq = 1
+        if len(body) == n * size + 4:
+            (first_seq,) = struct.unpack_from("<I", body, n * size)
+            body = body[:n * size]
         if len(body) != n * size:
             raise PumpError("PROTOCOL", "LOG_READ said %d records but sent %d bytes" %
                             (n, len(body)))
-        return last_seq, [body[i * size:(i + 1) * size] for i in range(n)]
+        return first_seq, last_seq, [body[i * size:(i + 1) * size] for i in range(n)]

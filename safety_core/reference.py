@@ -203,25 +203,27 @@ class ReferenceCore:
                                      or self.phase == PHASE_READY):
             self.phase = PHASE_PAUSED
 
-    # The constants live in safety_core/constants.py; imported, they are global lookups
+    # The constants live in safety_core/constants.py: imported, they are global lookups
     # for MicroPython, no longer const() inlined here.  The ones read on every tick are
-    # bound as default arguments (locals, set once at definition, same values): a global
-    # lookup each would slow the reference core's tick by ~15 % under MicroPython.
+    # bound as default arguments of the same name (locals, set once at definition): a
+    # global lookup each would slow the tick by ~15-20 % under MicroPython (unix port).
     # run() never passes them.
     def _tick(self, downstream_mmhg, air_nl, air_present, heartbeat,
-              RUNNING=PHASE_RUNNING, KVO=PHASE_KVO, IDLE=PHASE_IDLE, U32=U32_MAX,
-              BUCKET_TICKS=AIR_BUCKET_TICKS, AIR_LIMIT=AIR_CUMULATIVE_LIMIT_NL,
-              DEBOUNCE=OCCLUSION_DEBOUNCE_TICKS, HB_TIMEOUT=HEARTBEAT_TIMEOUT_TICKS):
+              PHASE_RUNNING=PHASE_RUNNING, PHASE_KVO=PHASE_KVO, PHASE_IDLE=PHASE_IDLE,
+              U32_MAX=U32_MAX, AIR_BUCKET_TICKS=AIR_BUCKET_TICKS,
+              AIR_CUMULATIVE_LIMIT_NL=AIR_CUMULATIVE_LIMIT_NL,
+              OCCLUSION_DEBOUNCE_TICKS=OCCLUSION_DEBOUNCE_TICKS,
+              HEARTBEAT_TIMEOUT_TICKS=HEARTBEAT_TIMEOUT_TICKS):
         phase = self.phase
-        motor_active = phase == RUNNING or phase == KVO
-        if self.ticks < U32:
+        motor_active = phase == PHASE_RUNNING or phase == PHASE_KVO
+        if self.ticks < U32_MAX:
             self.ticks += 1
         found = 0
         # heartbeat (SR-CORE-7)
         if heartbeat != self.last_heartbeat:
             self.last_heartbeat = heartbeat
             self.heartbeat_age_ticks = 0
-        elif self.heartbeat_age_ticks < U32:
+        elif self.heartbeat_age_ticks < U32_MAX:
             self.heartbeat_age_ticks += 1
         # air (SR-CORE-5)
         if air_nl:
@@ -229,7 +231,7 @@ class ReferenceCore:
         elif not air_present:
             self.air_run_nl = 0
         self.air_bucket_age_ticks += 1
-        if self.air_bucket_age_ticks >= BUCKET_TICKS:
+        if self.air_bucket_age_ticks >= AIR_BUCKET_TICKS:
             self.air_bucket_age_ticks = 0
             idx = self.air_bucket_index + 1
             if idx >= AIR_BUCKETS:
@@ -241,21 +243,21 @@ class ReferenceCore:
             idx = self.air_bucket_index
             self.air_bucket_nl[idx] = _sat_add(self.air_bucket_nl[idx], air_nl)
             self.air_window_nl = _sat_add(self.air_window_nl, air_nl)
-        if phase != IDLE:
+        if phase != PHASE_IDLE:
             if self.air_run_nl >= self.bubble_limit_nl:
                 found |= FAULT_AIR_BUBBLE
-            if self.air_window_nl > AIR_LIMIT:
+            if self.air_window_nl > AIR_CUMULATIVE_LIMIT_NL:
                 found |= FAULT_AIR_CUMULATIVE
         # downstream occlusion (SR-CORE-3)
         if downstream_mmhg > self.occlusion_limit_mmhg:
-            if self.occlusion_ticks < U32:
+            if self.occlusion_ticks < U32_MAX:
                 self.occlusion_ticks += 1
         else:
             self.occlusion_ticks = 0
         if motor_active:
-            if self.occlusion_ticks >= DEBOUNCE:
+            if self.occlusion_ticks >= OCCLUSION_DEBOUNCE_TICKS:
                 found |= FAULT_OCCLUSION_DOWN
-            if self.heartbeat_age_ticks > HB_TIMEOUT:
+            if self.heartbeat_age_ticks > HEARTBEAT_TIMEOUT_TICKS:
                 found |= FAULT_HEARTBEAT
         if found:
             self.faults |= found
@@ -264,7 +266,7 @@ class ReferenceCore:
         if self.faults:
             return 0
         # schedule (exact Bresenham; VTBI clamp SR-CORE-2)
-        if phase == RUNNING:
+        if phase == PHASE_RUNNING:
             left = self.vtbi_steps - self.delivered_steps
             steps = self.rate_whole_steps
             acc = self.acc + self.rate_rem
@@ -274,10 +276,10 @@ class ReferenceCore:
             self.acc = acc
             if steps >= left:
                 steps = left
-                self.phase = KVO if self.kvo_ul_per_h else PHASE_COMPLETE
+                self.phase = PHASE_KVO if self.kvo_ul_per_h else PHASE_COMPLETE
             self.delivered_steps += steps
             return steps
-        if phase == KVO:
+        if phase == PHASE_KVO:
             steps = self.kvo_whole_steps
             acc = self.acc + self.kvo_rem
             if acc >= self.step_cost:

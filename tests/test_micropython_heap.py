@@ -31,14 +31,14 @@ from tests.test_micropython_suite import REPO, micropython, micropython_env, por
 # Raised on purpose with issue 6 (authenticated service link, key store, A/B library store
 # always loaded; login/write handling, the library reader, programming and the menu are
 # imported on first use only): minimum 163 KiB, live heap at the end 137.4 KB (was 141 KiB
-# and 117.7 KB).
-# The guard runs the 24 h at 163 + 5 KiB and bounds the live heap at its end
+# and 117.7 KB); then with issue 9's hash-chained log ring: 166 KiB, 141.0 KB.
+# The guard runs the 24 h at 166 + 5 KiB and bounds the live heap at its end
 # (deterministic): either trips when the firmware or the sim grows by a few KiB.  Then see
 # what grew (`make bench`) and raise the figures only on purpose, with the new minimum.
-HEAP_24H_MIN_KIB = 163
+HEAP_24H_MIN_KIB = 166
 HEAP_24H_MARGIN_KIB = 5
 HEAP_24H_GUARD_KIB = HEAP_24H_MIN_KIB + HEAP_24H_MARGIN_KIB
-HEAP_24H_LIVE_MAX_BYTES = 143360      # 140 KiB: live heap after the 24 h, .mpy, x64
+HEAP_24H_LIVE_MAX_BYTES = 146432      # 143 KiB: live heap after the 24 h, .mpy, x64
 
 SMALL_INT_MAX_32BIT = 2 ** 30 - 1     # larger ints are heap objects on the RP2040
 

@@ -16,6 +16,7 @@ from rich.table import Table
 import safety_core as sc
 from firmware import alarms as al
 from firmware import eventlog
+from host_tools.fleet.cli import fleet as fleet_group
 from host_tools.library.cli import library as library_group
 from host_tools.pumpctl import service_cli
 from host_tools.pumpctl.link import PumpError, PumpLink
@@ -42,6 +43,7 @@ def main():
 
 
 main.add_command(library_group)      # library check/compile/show/diff/load (library/cli.py)
+main.add_command(fleet_group)        # fleet import/list/show (host_tools/fleet/cli.py)
 service_cli.register(main)           # key provision/change/status/generate, login, clock set
 
 

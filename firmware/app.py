@@ -175,7 +175,7 @@ class PumpApp:
         self.paused_since_ms = None
         self.alarms.cause_gone(al.PAUSED_TOO_LONG)
         self.log.append(events.THERAPY_RESUMED if resumed else events.THERAPY_STARTED,
-                        self.core.delivered_nl() // 1000, 0)
+                        self.core.delivered_ul(), 0)
         self.last_phase = self.core.phase
 
     def pause(self):
@@ -187,7 +187,7 @@ class PumpApp:
                 self.driver.follow_delivery()  # paused: driver released now
             finally:
                 self.driver.unlock(irq)
-            self.log.append(events.THERAPY_PAUSED, self.core.delivered_nl() // 1000, 0)
+            self.log.append(events.THERAPY_PAUSED, self.core.delivered_ul(), 0)
             self._on_stopped()
         self.last_phase = self.core.phase
 
@@ -299,18 +299,18 @@ class PumpApp:
             if new & bit:
                 self.alarms.raise_alarm(alarm_id, now)
         if new:
-            self.log.append(events.THERAPY_STOPPED, self.core.delivered_nl() // 1000, new)
+            self.log.append(events.THERAPY_STOPPED, self.core.delivered_ul(), new)
             self._on_stopped()
         self.last_faults = faults
 
     def _on_phase(self, phase, now):
         if phase == sc.PHASE_KVO:
-            self.log.append(events.THERAPY_COMPLETED, self.core.delivered_nl() // 1000, 1)
+            self.log.append(events.THERAPY_COMPLETED, self.core.delivered_ul(), 1)
             self.alarms.raise_alarm(al.INFUSION_COMPLETE_KVO, now)
             self.alarms.cause_gone(al.INFUSION_COMPLETE_KVO)  # an event: ack clears it
             self.alarms.cause_gone(al.SOFT_LIMIT_OVERRIDE)    # the dose is no longer given
         elif phase == sc.PHASE_COMPLETE:
-            self.log.append(events.THERAPY_COMPLETED, self.core.delivered_nl() // 1000, 0)
+            self.log.append(events.THERAPY_COMPLETED, self.core.delivered_ul(), 0)
             self.alarms.raise_alarm(al.INFUSION_COMPLETE, now)
             self.alarms.cause_gone(al.INFUSION_COMPLETE)  # clears on acknowledge
             self.alarms.cause_gone(al.SOFT_LIMIT_OVERRIDE)

@@ -120,14 +120,14 @@ def render(app):
         if _changed(_RATE, rate):
             texts[_RATE] = _fit("Rate " + ml_per_h(rate))
         n = _put(lines, n, texts[_RATE])
-        dl = core.delivered_nl() // 100000          # the 0.1 mL the line shows
+        dl = core.delivered_ul() // 100             # the 0.1 mL the line shows
         if _changed(_VOL, dl, prog[1]):
             texts[_VOL] = _fit("Vol %d.%d mL/%s" % (dl // 10, dl % 10, ml(prog[1])))
         n = _put(lines, n, texts[_VOL])
-        kvo_nl = core.kvo_nl()
-        if kvo_nl:
-            if _changed(_KVO, kvo_nl // 1000):
-                texts[_KVO] = _fit("KVO " + ml(kvo_nl // 1000))
+        kvo_ul = core.kvo_ul()
+        if kvo_ul:
+            if _changed(_KVO, kvo_ul):
+                texts[_KVO] = _fit("KVO " + ml(kvo_ul))
             n = _put(lines, n, texts[_KVO])
     else:
         n = _put(lines, n, "No program")

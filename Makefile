@@ -102,6 +102,7 @@ bench: $(STAMP) toolchain $(CFFI_STAMP)
 	$(VPY) tests/bench/pt2_sim_speed.py
 	$(VPY) tests/bench/pt8_heap.py
 	$(VPY) tests/bench/pt7_library.py
+	$(VPY) tests/bench/pt6_log_pull.py
 
 # 100,000 hostile frames at an infusing pump (a short version runs in make test)
 soak: $(STAMP) $(CFFI_STAMP)

@@ -163,17 +163,50 @@ class PumpLink:
 
         first_seq comes from the reply's u32 trailer; a pump without it (no
         ring) keeps everything from 1."""
-        payload = self.request(p.LOG_READ, struct.pack("<IH", from_seq, max_count))
-        if len(payload) < 6:
-            raise PumpError("PROTOCOL", "LOG_READ reply of %d bytes" % len(payload))
-        last_seq, n = struct.unpack_from("<IH", payload, 0)
-        body = payload[6:]
-        size = 32
-        first_seq = 1
-        if len(body) == n * size + 4:
-            (first_seq,) = struct.unpack_from("<I", body, n * size)
-            body = body[:n * size]
-        if len(body) != n * size:
-            raise PumpError("PROTOCOL", "LOG_READ said %d records but sent %d bytes" %
-                            (n, len(body)))
-        return first_seq, last_seq, [body[i * size:(i + 1) * size] for i in range(n)]
+        return parse_log_window(self.request(p.LOG_READ, struct.pack("<IH", from_seq,
+                                                                       max_count)))
+
+    # ---- pipelined log reads (logs pull): several LOG_READs in flight ----------------
+    def log_window_send(self, from_seq, max_count):
+        """Send LOG_READ(from_seq, max_count) without waiting; returns its request id
+        for ``log_window_wait``.  The pump answers every frame it reads, in order."""
+        rid = self.new_id()
+        self.send(rid, p.LOG_READ, struct.pack("<IH", from_seq, max_count))
+        return rid
+
+    def log_window_wait(self, rid, from_seq, max_count, retries=None):
+        """The reply to ``log_window_send`` as ``log_window`` gives it.  On a timeout
+        the request is resent with the same id (a read: idempotent), like ``request``."""
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
+            if attempt:
+                self.send(rid, p.LOG_READ, struct.pack("<IH", from_seq, max_count))
+            try:
+                return parse_log_window(self.wait(rid, p.LOG_READ,
+                                                  time.monotonic() + self.timeout_s))
+            except PumpError as e:
+                if e.code != "TIMEOUT":
+                    raise
+        raise PumpError("TIMEOUT", "no reply from %s after %d attempt%s" %
+                        (self.port, retries + 1, "s" if retries else ""))
+
+    def forget(self, rid):
+        """Drop a reply nobody will wait for (a pipelined request given up)."""
+        self.replies.pop(rid, None)
+
+
+def parse_log_window(payload):
+    """A LOG_READ reply payload -> (first_seq still kept, last_seq, [raw records])."""
+    if len(payload) < 6:
+        raise PumpError("PROTOCOL", "LOG_READ reply of %d bytes" % len(payload))
+    last_seq, n = struct.unpack_from("<IH", payload, 0)
+    body = payload[6:]
+    size = 32
+    first_seq = 1
+    if len(body) == n * size + 4:
+        (first_seq,) = struct.unpack_from("<I", body, n * size)
+        body = body[:n * size]
+    if len(body) != n * size:
+        raise PumpError("PROTOCOL", "LOG_READ said %d records but sent %d bytes" %
+                        (n, len(body)))
+    return first_seq, last_seq, [body[i * size:(i + 1) * size] for i in range(n)]

@@ -22,16 +22,7 @@ from host_tools.pumpctl import logfile
 from host_tools.pumpctl.cli import main
 
 
-class Clock:
-    def __init__(self):
-        self.t = 0
-
-    def ticks_ms(self):
-        self.t += 250
-        return self.t
-
-    def rtc_s(self):
-        return 1795000000 + self.t // 1000
+from tests.test_logfile import Clock  # noqa: E402  (the same stepping test clock)
 
 
 def pump_log(n, **ring):

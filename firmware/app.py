@@ -29,11 +29,9 @@ from firmware.keystore import KeyStore
 from firmware.library_store import LibraryStore
 from firmware.service import MODEL, PhysicalConfirm, ServiceServer
 from firmware import ui
+from hal import KEY_DOWN, KEY_RUN_STOP, KEY_SELECT, KEY_SILENCE, KEY_UP  # the one key map
 
-KEY_RUN_STOP = const(1)
-KEY_SELECT = const(2)
-KEY_SILENCE = const(32)
-KEY_CLINICIAN = const(24)            # UP + DOWN pressed together: clinician access
+KEY_CLINICIAN = KEY_UP | KEY_DOWN    # pressed together: clinician access
 CLINICIAN_ACCESS_MS = const(60000)   # the programming menu can be opened for 1 min after
 
 BATTERY_LOW_MV = const(3500)        # 1-cell Li-ion: ~20 % left

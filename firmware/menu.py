@@ -33,12 +33,8 @@ except ImportError:  # CPython
 import safety_core as sc
 from firmware import druglib as dl
 from firmware import programming as pg
+from hal import KEY_DOWN, KEY_RUN_STOP, KEY_SELECT, KEY_SILENCE, KEY_UP  # the one key map
 
-KEY_RUN_STOP = const(1)
-KEY_SELECT = const(2)
-KEY_UP = const(8)
-KEY_DOWN = const(16)
-KEY_SILENCE = const(32)
 
 EDIT_REVERT_MS = const(15000)       # SR-TH-6
 IDLE_CLOSE_MS = const(120000)

@@ -364,14 +364,19 @@ def check_weight(e, weight_g, name, where=""):
         _refuse(WEIGHT_REQUIRED, "%s is dosed in %s: enter the patient's weight"
                 % (name, dl.DOSE_UNITS[e.dose_unit][0]))
     w_min, w_max = weight_range(e)
-    if weight_g < w_min:
-        _refuse(WEIGHT_OUT_OF_RANGE, "weight %s below min %s for %s%s"
-                % (kg_text(weight_g), kg_text(w_min), name, where),
-                "Below min %s for this drug" % kg_text(w_min))
-    if weight_g > w_max:
-        _refuse(WEIGHT_OUT_OF_RANGE, "weight %s above max %s for %s%s"
-                % (kg_text(weight_g), kg_text(w_max), name, where),
-                "Above max %s for this drug" % kg_text(w_max))
+    _refuse_outside(WEIGHT_OUT_OF_RANGE, "weight", weight_g, w_min, w_max, kg_text, name, where)
+
+
+def _refuse_outside(reason, label, value, lo, hi, text, name, where):
+    """Refuse ``value`` outside lo..hi, naming the value and the limit with their units."""
+    if value < lo:
+        _refuse(reason, "%s %s below min %s for %s%s" % (label, text(value), text(lo), name,
+                                                        where),
+                "Below min %s for this drug" % text(lo))
+    if value > hi:
+        _refuse(reason, "%s %s above max %s for %s%s" % (label, text(value), text(hi), name,
+                                                        where),
+                "Above max %s for this drug" % text(hi))
 
 
 def _dose_refusal(reason, dose, limit, unit, name, where):
@@ -478,14 +483,7 @@ def _plan(lib, care_area, drug_id, conc, dose, dose_unit, vtbi_ul, weight_g, kvo
             _refuse(VTBI_OUT_OF_RANGE, "VTBI %r is not a whole number of uL" % (vtbi_ul,))
         lo = e.vtbi_min_ul if e.vtbi_min_ul is not None else sc.VTBI_MIN_UL
         hi = e.vtbi_max_ul if e.vtbi_max_ul is not None else sc.VTBI_MAX_UL
-        if vtbi_ul < lo:
-            _refuse(VTBI_OUT_OF_RANGE, "VTBI %s below min %s for %s%s"
-                    % (ml_text(vtbi_ul), ml_text(lo), name, where),
-                    "Below min %s for this drug" % ml_text(lo))
-        if vtbi_ul > hi:
-            _refuse(VTBI_OUT_OF_RANGE, "VTBI %s above max %s for %s%s"
-                    % (ml_text(vtbi_ul), ml_text(hi), name, where),
-                    "Above max %s for this drug" % ml_text(hi))
+        _refuse_outside(VTBI_OUT_OF_RANGE, "VTBI", vtbi_ul, lo, hi, ml_text, name, where)
     p = Plan()
     p.library_id = lib.library_id
     p.library_version = lib.version

@@ -23,7 +23,7 @@ ARM_CC := arm-none-eabi-gcc
 ARM_FLAGS := -mcpu=cortex-m0plus -mthumb -Os $(FREESTANDING)
 RV_CC := riscv64-unknown-elf-gcc
 RV_FLAGS := -march=rv32imc -mabi=ilp32 -Os $(FREESTANDING)
-DEBIAN_PKGS := gcc-arm-none-eabi gcc-riscv64-unknown-elf cppcheck
+DEBIAN_PKGS := gcc-arm-none-eabi gcc-riscv64-unknown-elf cppcheck postgresql chromium chromium-driver
 
 .PHONY: all setup toolchain cffi c-checks c-host c-cross c-cppcheck c-sanitize typecheck test sim bench soak trace natmod firmware clean
 
@@ -39,7 +39,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) toolchain
 
 toolchain:
-	@missing=""; for t in $(ARM_CC) $(RV_CC) cppcheck; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(ARM_CC) $(RV_CC) cppcheck chromium chromedriver; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages for:$$missing"; \

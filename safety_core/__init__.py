@@ -28,7 +28,14 @@ from safety_core.constants import (  # noqa: F401  (re-exported constants)
     FIELD_BUBBLE_LIMIT, FIELD_HARD_MIN_RATE, FIELD_HARD_MAX_RATE, FIELD_USTEP_VOLUME,
     RATE_MIN_UL_PER_H, RATE_MAX_UL_PER_H, VTBI_MIN_UL, VTBI_MAX_UL, KVO_MAX_UL_PER_H,
     OCCLUSION_MIN_MMHG, OCCLUSION_MAX_MMHG, BUBBLE_MIN_UL, BUBBLE_MAX_UL,
-    U32_MAX,
+    U32_MAX, PROGRAM_FIELDS,
+    FIELD_MAX_1H, FIELD_MAX_4H, FIELD_BOLUS, FIELD_BOLUS_RATE, FIELD_LOCKOUT,
+    FIELD_MAX_BOLUSES, FIELD_SEGMENT_END, FIELD_FLAGS, FLAG_PRIME,
+    MAX_1H_MAX_UL, MAX_4H_MAX_UL, BOLUS_MIN_UL, BOLUS_MAX_UL, LOCKOUT_MIN_S, LOCKOUT_MAX_S,
+    MAX_BOLUSES_PER_H_MAX, PRIME_MAX_UL,
+    BOLUS_PATIENT, BOLUS_CLINICIAN, BOLUS_GRANTED, BOLUS_DENIED_LOCKOUT, BOLUS_DENIED_COUNT,
+    BOLUS_DENIED_1H, BOLUS_DENIED_4H, BOLUS_DENIED_NOT_RUNNING, BOLUS_DENIED_NO_PCA,
+    BOLUS_DENIED_IN_PROGRESS, BOLUS_DENIED_SIZE,
 )
 
 PHASE_NAMES = ("IDLE", "READY", "RUNNING", "KVO", "COMPLETE", "PAUSED")
@@ -49,7 +56,17 @@ FIELDS = {
     FIELD_HARD_MIN_RATE: ("hard_min_rate_ul_per_h", "library hard min rate", "ul_per_h"),
     FIELD_HARD_MAX_RATE: ("hard_max_rate_ul_per_h", "library hard max rate", "ul_per_h"),
     FIELD_USTEP_VOLUME: ("ustep_volume_pl", "microstep volume", "pl"),
+    FIELD_MAX_1H: ("max_1h_ul", "1 h maximum", "ul"),
+    FIELD_MAX_4H: ("max_4h_ul", "4 h maximum", "ul"),
+    FIELD_BOLUS: ("bolus_ul", "bolus", "ul"),
+    FIELD_BOLUS_RATE: ("bolus_rate_ul_per_h", "bolus rate", "ul_per_h"),
+    FIELD_LOCKOUT: ("lockout_s", "lockout", "s"),
+    FIELD_MAX_BOLUSES: ("max_boluses_per_h", "boluses per hour", "count"),
+    FIELD_SEGMENT_END: ("until_ul", "segment end", "ul"),
+    FIELD_FLAGS: ("flags", "program flags", "count"),
 }
+BOLUS_RESULT_NAMES = ("GRANTED", "LOCKOUT", "MAX_PER_HOUR", "MAX_1H", "MAX_4H",
+                      "NOT_RUNNING", "NO_BOLUS", "IN_PROGRESS", "SIZE")
 _ERR_TEXT = {
     ERR_BUSY: "program change refused while delivering: pause first",
     ERR_NO_PROGRAM: "no program loaded",
@@ -81,6 +98,8 @@ def format_quantity(value, kind):
         return "%d mmHg" % value
     if kind == "pl":
         return "%d pL" % value
+    if kind == "s":
+        return "%d min %02d s" % (value // 60, value % 60)
     return str(value)
 
 
@@ -112,6 +131,9 @@ class ProgramRefused(CoreRefused):
                                                    format_quantity(limit, kind))
         else:
             text = _ERR_TEXT.get(code, "refused (code %d)" % code)
+        if field_id == FIELD_SEGMENT_END and code == ERR_BELOW_MIN:
+            text = "%s %s not beyond the volume already delivered" % (
+                clinical, format_quantity(value, kind))
         CoreRefused.__init__(self, code, text if field_id == FIELD_NONE else
                              "%s [%s]" % (text, api))
         self.field = api
@@ -139,108 +161,23 @@ def steps_to_ul(steps, ustep_volume_pl):
     return a * ustep_volume_pl + (b * ustep_volume_pl + c * ustep_volume_pl // 1000) // 1000
 
 
+def _field_id(name):
+    for field_id in FIELDS:
+        if FIELDS[field_id][0] == name:
+            return field_id
+    return FIELD_NONE
+
+
+def _check_u32(name, v):
+    """Outside uint32: refused before the C types could truncate it."""
+    if v < 0:
+        raise ProgramRefused(ERR_BELOW_MIN, _field_id(name), 0, v)
+    if v > U32_MAX:
+        raise ProgramRefused(ERR_ABOVE_MAX, _field_id(name), U32_MAX, v)
+
+
 def _clamp(v, lo, hi):
     return lo if v < lo else (hi if v > hi else v)
-
-
-class _CffiCore:
-    """The host build of the C core through cffi, with ReferenceCore's shape."""
-
-    def __init__(self, module=None):
-        if module is None:
-            from safety_core import _sc_cffi as module
-        ffi, lib = module.ffi, module.lib
-        self._ffi = ffi
-        self._lib = lib
-        self._s = ffi.new("sc_state_t *")
-        self._in = ffi.new("sc_inputs_t *")
-        self._out = ffi.new("sc_output_t *")
-        self._why = ffi.new("sc_refusal_t *")
-        self._prog = ffi.new("sc_program_t *")
-
-    def _refusal(self, rc):
-        if rc == OK:
-            return None
-        w = self._why
-        return (w.code, w.field, w.limit)
-
-    def init(self, ustep_volume_pl):
-        return self._refusal(self._lib.sc_init(self._s, ustep_volume_pl, self._why))
-
-    def load_program(self, rate_ul_per_h, vtbi_ul, kvo_ul_per_h, hard_min_rate_ul_per_h,
-                     hard_max_rate_ul_per_h, occlusion_limit_mmhg, bubble_limit_ul):
-        p = self._prog
-        p.rate_ul_per_h = rate_ul_per_h
-        p.vtbi_ul = vtbi_ul
-        p.kvo_ul_per_h = kvo_ul_per_h
-        p.hard_min_rate_ul_per_h = hard_min_rate_ul_per_h
-        p.hard_max_rate_ul_per_h = hard_max_rate_ul_per_h
-        p.occlusion_limit_mmhg = occlusion_limit_mmhg
-        p.bubble_limit_ul = bubble_limit_ul
-        return self._refusal(self._lib.sc_load_program(self._s, p, self._why))
-
-    def start(self):
-        return self._lib.sc_start(self._s)
-
-    def pause(self):
-        self._lib.sc_pause(self._s)
-
-    def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks):
-        i = self._in
-        i.downstream_mmhg = downstream_mmhg
-        i.air_nl = air_nl
-        i.air_present = air_present
-        i.heartbeat = heartbeat
-        self._lib.sc_run(self._s, i, n_ticks, self._out)
-        return self._out.steps
-
-    def acknowledge(self, downstream_mmhg, air_present, heartbeat):
-        i = self._in
-        i.downstream_mmhg = downstream_mmhg
-        i.air_nl = 0
-        i.air_present = air_present
-        i.heartbeat = heartbeat
-        return self._lib.sc_acknowledge(self._s, i)
-
-    @property
-    def phase(self):
-        return self._s.phase
-
-    @property
-    def faults(self):
-        return self._s.faults
-
-    @property
-    def delivered_steps(self):
-        return self._s.delivered_steps
-
-    @property
-    def kvo_steps(self):
-        return self._s.kvo_steps
-
-    @property
-    def out_fault_tick(self):
-        return self._out.fault_tick
-
-    @property
-    def ustep_volume_pl(self):
-        return self._s.ustep_volume_pl
-
-    @property
-    def vtbi_steps(self):
-        return self._s.vtbi_steps
-
-    def snapshot(self):
-        s = self._s
-        p = s.program
-        return (s.magic, s.ustep_volume_pl, s.step_cost, s.phase, s.faults,
-                p.rate_ul_per_h, p.vtbi_ul, p.kvo_ul_per_h, p.hard_min_rate_ul_per_h,
-                p.hard_max_rate_ul_per_h, p.occlusion_limit_mmhg, p.bubble_limit_ul,
-                s.rate_whole_steps, s.rate_rem, s.kvo_whole_steps, s.kvo_rem, s.acc,
-                s.vtbi_steps, s.delivered_steps, s.kvo_steps, s.bubble_limit_nl, s.ticks,
-                s.last_heartbeat, s.heartbeat_age_ticks, s.occlusion_ticks, s.air_run_nl,
-                s.air_window_nl, s.air_bucket_index, s.air_bucket_age_ticks,
-                tuple(s.air_bucket_nl))
 
 
 # The reference core is imported only where it is used (PT-8: where the native module
@@ -253,7 +190,7 @@ try:
     import sc_native  # noqa: F401  (the device build: the native module is the core)
 except ImportError:
     try:
-        from safety_core import _sc_cffi  # noqa: F401  (the host build of the C core)
+        from safety_core import cffi_core  # noqa: F401  (the host build of the C core)
     except ImportError:
         from safety_core import reference  # noqa: F401
 
@@ -263,7 +200,8 @@ def _make_backend(name):
         from safety_core.reference import ReferenceCore
         return ReferenceCore()
     if name == "cffi":
-        return _CffiCore()
+        from safety_core.cffi_core import CffiCore
+        return CffiCore()
     if name == "native":
         from safety_core.native import NativeCore
         return NativeCore()
@@ -307,29 +245,52 @@ class SafetyCore:
         self.ustep_volume_pl = ustep_volume_pl
 
     def load_program(self, rate_ul_per_h, vtbi_ul, kvo_ul_per_h=0, occlusion_limit_mmhg=300,
-                     bubble_limit_ul=100, hard_min_rate_ul_per_h=0, hard_max_rate_ul_per_h=0):
-        """Validate and load; raises ProgramRefused naming the field and limit."""
-        fields = ((FIELD_RATE, rate_ul_per_h), (FIELD_VTBI, vtbi_ul), (FIELD_KVO, kvo_ul_per_h),
-                  (FIELD_HARD_MIN_RATE, hard_min_rate_ul_per_h),
-                  (FIELD_HARD_MAX_RATE, hard_max_rate_ul_per_h),
-                  (FIELD_OCCLUSION_LIMIT, occlusion_limit_mmhg),
-                  (FIELD_BUBBLE_LIMIT, bubble_limit_ul))
-        for field_id, v in fields:
-            # outside uint32: refuse before the C types could truncate it
-            if v < 0:
-                raise ProgramRefused(ERR_BELOW_MIN, field_id, 0, v)
-            if v > U32_MAX:
-                raise ProgramRefused(ERR_ABOVE_MAX, field_id, U32_MAX, v)
-        r = self._core.load_program(rate_ul_per_h, vtbi_ul, kvo_ul_per_h,
-                                    hard_min_rate_ul_per_h, hard_max_rate_ul_per_h,
-                                    occlusion_limit_mmhg, bubble_limit_ul)
+                     bubble_limit_ul=100, hard_min_rate_ul_per_h=0, hard_max_rate_ul_per_h=0,
+                     max_1h_ul=0, max_4h_ul=0, bolus_ul=0, bolus_rate_ul_per_h=0, lockout_s=0,
+                     max_boluses_per_h=0, flags=0):
+        """Validate and load; raises ProgramRefused naming the field and limit.
+        The dose-limit fields (0 = not used): rolling-hour cap and 4 h maximum on all
+        that is pumped, PCA bolus with its rate, lockout and hourly count (a bolus rate
+        alone allows clinician boluses), flags (FLAG_PRIME)."""
+        p = {"rate_ul_per_h": rate_ul_per_h, "vtbi_ul": vtbi_ul, "kvo_ul_per_h": kvo_ul_per_h,
+             "hard_min_rate_ul_per_h": hard_min_rate_ul_per_h,
+             "hard_max_rate_ul_per_h": hard_max_rate_ul_per_h,
+             "occlusion_limit_mmhg": occlusion_limit_mmhg, "bubble_limit_ul": bubble_limit_ul,
+             "max_1h_ul": max_1h_ul, "max_4h_ul": max_4h_ul, "bolus_ul": bolus_ul,
+             "bolus_rate_ul_per_h": bolus_rate_ul_per_h, "lockout_s": lockout_s,
+             "max_boluses_per_h": max_boluses_per_h, "flags": flags}
+        for name in PROGRAM_FIELDS:
+            _check_u32(name, p[name])
+        r = self._core.load_program(p)
         if r:
-            value = {FIELD_RATE: rate_ul_per_h, FIELD_VTBI: vtbi_ul, FIELD_KVO: kvo_ul_per_h,
-                     FIELD_OCCLUSION_LIMIT: occlusion_limit_mmhg,
-                     FIELD_BUBBLE_LIMIT: bubble_limit_ul,
-                     FIELD_HARD_MIN_RATE: hard_min_rate_ul_per_h,
-                     FIELD_HARD_MAX_RATE: hard_max_rate_ul_per_h}.get(r[1], 0)
-            raise ProgramRefused(r[0], r[1], r[2], value)
+            raise ProgramRefused(r[0], r[1], r[2], p.get(FIELDS.get(r[1], ("?",))[0], 0))
+
+    def set_rate(self, rate_ul_per_h, until_ul=0):
+        """Change the running rate (a new segment of a profile, taper or intermittent
+        dose); the segment ends at primary volume until_ul (0 = the VTBI) and the motor
+        holds there (``segment_held``) until the next set_rate.  Raises ProgramRefused."""
+        _check_u32("rate_ul_per_h", rate_ul_per_h)
+        _check_u32("until_ul", until_ul)
+        r = self._core.set_rate(rate_ul_per_h, until_ul)
+        if r:
+            raise ProgramRefused(r[0], r[1], r[2],
+                                 until_ul if r[1] == FIELD_SEGMENT_END else rate_ul_per_h)
+
+    def bolus(self, kind=BOLUS_PATIENT, amount_ul=0):
+        """Ask the core for a bolus: BOLUS_GRANTED or a BOLUS_DENIED_* reason (counted)."""
+        if amount_ul < 0 or amount_ul > U32_MAX:
+            amount_ul = U32_MAX
+        return self._core.bolus(kind, amount_ul)
+
+    def window_ul(self, hours4=False):
+        """Volume pumped in the rolling 1 h (or 4 h) window, uL (rounded down)."""
+        return steps_to_ul(self._core.window_steps(1 if hours4 else 0), self.ustep_volume_pl)
+
+    def field(self, name):
+        """A scalar field of the core's state by its C name (sc_state_t / sc_program_t):
+        e.g. segment_held, bolus_left_steps, patient_boluses, boluses_denied,
+        last_denial, capped_ticks, rate_ul_per_h."""
+        return self._core.field(name)
 
     def start(self):
         rc = self._core.start()

@@ -36,7 +36,8 @@ def cdef_from_header(path=HEADER):
         lines.append(line)
     body = "\n".join(lines)
     # array sizes must be literal for cffi
-    body = body.replace("[SC_AIR_BUCKETS]", "[%s]" % eval_const("SC_AIR_BUCKETS", consts))
+    for size in ("SC_AIR_BUCKETS", "SC_WINDOW_BUCKETS"):
+        body = body.replace("[%s]" % size, "[%s]" % eval_const(size, consts))
     defines = "\n".join("#define %s ..." % name for name in sorted(consts))
     return defines + "\n" + body
 

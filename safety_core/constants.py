@@ -22,6 +22,11 @@ Where the numbers come from (SPEC requirement ids as cited by the C header):
   0.1..20 mL/h (0 = none), occlusion limit 2..20 psi = 104..1034 mmHg (2 psi =
   103.4 mmHg rounded up, 20 psi = 1034.3 rounded down), single-bubble limit
   50..500 uL, microstep calibration window 5,000..100,000 pL;
+* dose limits (SR-CORE-2, SR-TH-1): rolling 1 h cap 0.1..500 mL and 4 h maximum
+  0.1..2,000 mL (0 = none), bolus 0.1..50 mL, PCA lockout 1 min..4 h, at most
+  60 patient boluses per hour, a prime moves at most 30 mL; the rolling windows
+  are 5-minute buckets (49: 48 full + the current one), first closed after
+  27,000 ticks so they never roll in the same tick as the air window;
 * phases, latched fault bits (SR-CORE-8), result codes and field ids of a
   refusal (SR-CORE-1): the C ``SC_PHASE_*``, ``SC_FAULT_*``, ``SC_OK`` /
   ``SC_ERR_*``, ``SC_FIELD_*``;
@@ -63,6 +68,33 @@ BUBBLE_MAX_UL = const(500)
 USTEP_VOLUME_MIN_PL = const(5000)
 USTEP_VOLUME_MAX_PL = const(100000)
 
+# ---- dose limits, PCA and prime (SR-CORE-2, SR-TH-1) -----------------------------
+MAX_1H_MAX_UL = const(500000)
+MAX_4H_MAX_UL = const(2000000)
+BOLUS_MIN_UL = const(100)
+BOLUS_MAX_UL = const(50000)
+LOCKOUT_MIN_S = const(60)
+LOCKOUT_MAX_S = const(14400)
+MAX_BOLUSES_PER_H_MAX = const(60)
+PRIME_MAX_UL = const(30000)
+TICKS_PER_S = const(100)
+WINDOW_BUCKET_TICKS = const(30000)
+WINDOW_BUCKETS = const(49)
+WINDOW_1H_BUCKETS = const(12)
+WINDOW_FIRST_ROLL_TICKS = const(27000)
+FLAG_PRIME = const(1)
+BOLUS_PATIENT = const(0)
+BOLUS_CLINICIAN = const(1)
+BOLUS_GRANTED = const(0)
+BOLUS_DENIED_LOCKOUT = const(1)
+BOLUS_DENIED_COUNT = const(2)
+BOLUS_DENIED_1H = const(3)
+BOLUS_DENIED_4H = const(4)
+BOLUS_DENIED_NOT_RUNNING = const(5)
+BOLUS_DENIED_NO_PCA = const(6)
+BOLUS_DENIED_IN_PROGRESS = const(7)
+BOLUS_DENIED_SIZE = const(8)
+
 # ---- phases --------------------------------------------------------------------
 PHASE_IDLE = const(0)
 PHASE_READY = const(1)
@@ -98,6 +130,43 @@ FIELD_BUBBLE_LIMIT = const(5)
 FIELD_HARD_MIN_RATE = const(6)
 FIELD_HARD_MAX_RATE = const(7)
 FIELD_USTEP_VOLUME = const(8)
+FIELD_MAX_1H = const(9)
+FIELD_MAX_4H = const(10)
+FIELD_BOLUS = const(11)
+FIELD_BOLUS_RATE = const(12)
+FIELD_LOCKOUT = const(13)
+FIELD_MAX_BOLUSES = const(14)
+FIELD_SEGMENT_END = const(15)
+FIELD_FLAGS = const(16)
+
+# ---- layout of sc_state_t (its 32-bit words, in declaration order) ------------------
+# The scalars, with sc_program_t's fields in place of `program`; then the arrays
+# air_bucket_nl[AIR_BUCKETS], win_steps[WINDOW_BUCKETS], win_boluses[WINDOW_BUCKETS].
+# tests/test_core_constants.py checks every name and offset against the C struct.
+PROGRAM_FIELDS = ("rate_ul_per_h", "vtbi_ul", "kvo_ul_per_h", "hard_min_rate_ul_per_h",
+                  "hard_max_rate_ul_per_h", "occlusion_limit_mmhg", "bubble_limit_ul",
+                  "max_1h_ul", "max_4h_ul", "bolus_ul", "bolus_rate_ul_per_h", "lockout_s",
+                  "max_boluses_per_h", "flags")
+STATE_HOT = ("magic", "phase", "faults", "step_cost", "rate_whole_steps", "rate_rem", "acc",
+             "limit_steps", "delivered_steps", "allow_steps", "pumped_steps", "window_mask",
+             "win_age_ticks", "bolus_left_steps", "bolus_whole_steps", "bolus_rem",
+             "bolus_acc", "ticks", "last_heartbeat", "heartbeat_age_ticks",
+             "occlusion_stop_mmhg", "occlusion_ticks", "air_armed", "air_run_nl",
+             "bubble_limit_nl", "air_window_nl", "air_bucket_age_ticks", "air_bucket_index",
+             "kvo_whole_steps", "kvo_rem", "kvo_steps", "capped_ticks")
+STATE_COLD = ("ustep_volume_pl", "vtbi_steps", "segment_held") + PROGRAM_FIELDS + (
+    "bolus_steps", "lockout_ticks", "last_bolus_tick", "patient_boluses", "clinician_boluses",
+    "boluses_denied", "last_denial", "max_1h_steps", "max_4h_steps", "win_index",
+    "win_base_steps", "win_base_boluses", "win_1h_steps", "win_4h_steps", "win_1h_boluses")
+STATE_SCALARS = STATE_HOT + STATE_COLD
+STATE_WORDS = len(STATE_SCALARS) + AIR_BUCKETS + 2 * WINDOW_BUCKETS
+
+
+def state_word_index(name):
+    """Index of a scalar field of sc_state_t among its 32-bit words (the native binding
+    reads the state through them)."""
+    return STATE_SCALARS.index(name)
+
 
 # ---- private to the core's arithmetic (safety_core.c) --------------------------------
 UNITS_PER_UL_PER_H_MS = const(5)  # 1 uL/h for 1 ms = 5/18 pL

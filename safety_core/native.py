@@ -8,14 +8,21 @@ which makes the facade fall back to cffi or the reference.
 """
 import sc_native  # noqa: F401  (ImportError here = backend unavailable)
 
-# word indices in sc_state_t (all fields are 32-bit words, see safety_core.h)
-_PHASE = 3
-_FAULTS = 4
-_DELIVERED = 18
-_KVO_STEPS = 19
-_VTBI_STEPS = 17
-_USTEP_PL = 1
-_WORDS = 44
+from safety_core.constants import (  # noqa: E402
+    PROGRAM_FIELDS, STATE_SCALARS, STATE_WORDS, AIR_BUCKETS, WINDOW_BUCKETS, state_word_index)
+
+# word indices in sc_state_t (all fields are 32-bit words, see safety_core.h and
+# constants.STATE_SCALARS; tests/test_core_constants.py checks them against the C struct)
+_MAGIC = 0
+_PHASE = 1
+_FAULTS = 2
+_DELIVERED = 8
+_KVO_STEPS = 30
+_USTEP_PL = 32
+_VTBI_STEPS = 33
+_WORDS = STATE_WORDS
+_AIR_FIRST = len(STATE_SCALARS)               # air_bucket_nl[0]
+_WIN_FIRST = _AIR_FIRST + AIR_BUCKETS         # win_steps[0]
 
 
 class NativeCore:
@@ -24,15 +31,25 @@ class NativeCore:
     def __init__(self):
         self._state = bytearray(sc_native.state_size())
         self._out = bytearray(16)
+        self._program = [0] * len(PROGRAM_FIELDS)
 
     def init(self, ustep_volume_pl):
         return sc_native.init(self._state, ustep_volume_pl)
 
-    def load_program(self, rate_ul_per_h, vtbi_ul, kvo_ul_per_h, hard_min_rate_ul_per_h,
-                     hard_max_rate_ul_per_h, occlusion_limit_mmhg, bubble_limit_ul):
-        return sc_native.load(self._state, rate_ul_per_h, vtbi_ul, kvo_ul_per_h,
-                              hard_min_rate_ul_per_h, hard_max_rate_ul_per_h,
-                              occlusion_limit_mmhg, bubble_limit_ul)
+    def load_program(self, p):
+        values = self._program
+        for i in range(len(PROGRAM_FIELDS)):
+            values[i] = p[PROGRAM_FIELDS[i]]
+        return sc_native.load(self._state, values)
+
+    def set_rate(self, rate_ul_per_h, until_ul):
+        return sc_native.set_rate(self._state, rate_ul_per_h, until_ul)
+
+    def bolus(self, kind, amount_ul):
+        return sc_native.bolus(self._state, kind, amount_ul)
+
+    def window_steps(self, hours4):
+        return sc_native.window_steps(self._state, hours4)
 
     def start(self):
         return sc_native.start(self._state)
@@ -46,6 +63,10 @@ class NativeCore:
 
     def acknowledge(self, downstream_mmhg, air_present, heartbeat):
         return sc_native.acknowledge(self._state, downstream_mmhg, air_present, heartbeat)
+
+    def field(self, name):
+        """A scalar field of sc_state_t by its C name (looked up, then one word read)."""
+        return sc_native.word(self._state, state_word_index(name))
 
     @property
     def phase(self):
@@ -77,5 +98,8 @@ class NativeCore:
         return o[12] | (o[13] << 8) | (o[14] << 16) | (o[15] << 24)
 
     def snapshot(self):
+        """Every field in declaration order (as reference.snapshot)."""
         w = [sc_native.word(self._state, i) for i in range(_WORDS)]
-        return tuple(w[:29]) + (tuple(w[29:]),)
+        return tuple(w[:_AIR_FIRST]) + (tuple(w[_AIR_FIRST:_WIN_FIRST]),
+                                        tuple(w[_WIN_FIRST:_WIN_FIRST + WINDOW_BUCKETS]),
+                                        tuple(w[_WIN_FIRST + WINDOW_BUCKETS:]))

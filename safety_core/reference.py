@@ -1,10 +1,11 @@
 """Pure-Python reference of the safety core: the executable specification.
 
 Owns the same behaviour as ``safety_core/src/safety_core.c``, bit for bit:
-program validation (SR-CORE-1), exact rate -> microstep accounting, VTBI
-stop and KVO (SR-CORE-2), downstream occlusion (SR-CORE-3), single-bubble
-and rolling 15-minute air (SR-CORE-5), heartbeat (SR-CORE-7) and fault
-latching (SR-CORE-8).  Every C ``uint32_t`` is a Python int kept in
+program validation (SR-CORE-1), exact rate -> microstep accounting, rate
+segments, VTBI stop and KVO, the rolling 1 h cap and 4 h maximum, PCA and
+clinician boluses with lockout and hourly count (SR-CORE-2, SR-TH-1),
+downstream occlusion (SR-CORE-3), single-bubble and rolling 15-minute air
+(SR-CORE-5), heartbeat (SR-CORE-7) and fault latching (SR-CORE-8).  Every C ``uint32_t`` is a Python int kept in
 0..2**32-1 with the same saturation rules, so the differential tests can
 compare every field tick by tick.
 
@@ -24,8 +25,15 @@ from safety_core.constants import (
     FIELD_NONE, FIELD_RATE, FIELD_VTBI, FIELD_KVO, FIELD_OCCLUSION_LIMIT,
     FIELD_BUBBLE_LIMIT, FIELD_HARD_MIN_RATE, FIELD_HARD_MAX_RATE, FIELD_USTEP_VOLUME,
     UNITS_PER_UL_PER_H_MS, UNITS_PER_PL, MAGIC, U32_MAX,
+    MAX_1H_MAX_UL, MAX_4H_MAX_UL, BOLUS_MIN_UL, BOLUS_MAX_UL, LOCKOUT_MIN_S, LOCKOUT_MAX_S,
+    MAX_BOLUSES_PER_H_MAX, PRIME_MAX_UL, TICKS_PER_S, WINDOW_BUCKET_TICKS, WINDOW_BUCKETS,
+    WINDOW_1H_BUCKETS, WINDOW_FIRST_ROLL_TICKS, FLAG_PRIME, BOLUS_PATIENT, BOLUS_CLINICIAN,
+    BOLUS_GRANTED, BOLUS_DENIED_LOCKOUT, BOLUS_DENIED_COUNT, BOLUS_DENIED_1H,
+    BOLUS_DENIED_4H, BOLUS_DENIED_NOT_RUNNING, BOLUS_DENIED_NO_PCA,
+    BOLUS_DENIED_IN_PROGRESS, BOLUS_DENIED_SIZE,
+    FIELD_MAX_1H, FIELD_MAX_4H, FIELD_BOLUS, FIELD_BOLUS_RATE, FIELD_LOCKOUT,
+    FIELD_MAX_BOLUSES, FIELD_SEGMENT_END, FIELD_FLAGS, PROGRAM_FIELDS, STATE_SCALARS,
 )
-
 
 def _sat_add(a, b):
     r = a + b
@@ -50,43 +58,104 @@ def _check_range(field, value, lo, hi):
     return None
 
 
-def validate_program(rate_ul_per_h, vtbi_ul, kvo_ul_per_h, hard_min_rate_ul_per_h,
-                     hard_max_rate_ul_per_h, occlusion_limit_mmhg, bubble_limit_ul):
-    """Return None if valid, else (code, field, limit) exactly as the C does."""
-    rate_min = RATE_MIN_UL_PER_H
-    rate_max = RATE_MAX_UL_PER_H
-    if hard_min_rate_ul_per_h != 0:
-        r = _check_range(FIELD_HARD_MIN_RATE, hard_min_rate_ul_per_h,
-                         RATE_MIN_UL_PER_H, RATE_MAX_UL_PER_H)
-        if r:
-            return r
-        rate_min = hard_min_rate_ul_per_h
-    if hard_max_rate_ul_per_h != 0:
-        r = _check_range(FIELD_HARD_MAX_RATE, hard_max_rate_ul_per_h,
-                         rate_min, RATE_MAX_UL_PER_H)
-        if r:
-            return r
-        rate_max = hard_max_rate_ul_per_h
+def _check_optional(field, value, lo, hi):
+    if value == 0:
+        return None
+    return _check_range(field, value, lo, hi)
+
+
+def _check_multiple(field, value):
+    if value % RATE_STEP_UL_PER_H:
+        return (ERR_NOT_MULTIPLE, field, RATE_STEP_UL_PER_H)
+    return None
+
+
+def check_rate(p, rate_ul_per_h):
+    """check_rate of the C: p is a dict of the program's fields."""
+    rate_min = p["hard_min_rate_ul_per_h"] or RATE_MIN_UL_PER_H
+    rate_max = p["hard_max_rate_ul_per_h"] or RATE_MAX_UL_PER_H
     r = _check_range(FIELD_RATE, rate_ul_per_h, rate_min, rate_max)
     if r:
         return r
-    if rate_ul_per_h % RATE_STEP_UL_PER_H:
-        return (ERR_NOT_MULTIPLE, FIELD_RATE, RATE_STEP_UL_PER_H)
-    r = _check_range(FIELD_VTBI, vtbi_ul, VTBI_MIN_UL, VTBI_MAX_UL)
+    r = _check_multiple(FIELD_RATE, rate_ul_per_h)
     if r:
         return r
-    if kvo_ul_per_h != 0:
-        kvo_max = rate_ul_per_h if rate_ul_per_h < KVO_MAX_UL_PER_H else KVO_MAX_UL_PER_H
-        r = _check_range(FIELD_KVO, kvo_ul_per_h, KVO_MIN_UL_PER_H, kvo_max)
+    if p["max_1h_ul"] and rate_ul_per_h > p["max_1h_ul"]:
+        return (ERR_ABOVE_MAX, FIELD_RATE, p["max_1h_ul"])
+    if p["max_4h_ul"] and rate_ul_per_h > p["max_4h_ul"] >> 2:
+        return (ERR_ABOVE_MAX, FIELD_RATE, p["max_4h_ul"] >> 2)
+    return None
+
+
+def _check_bolus(p):
+    prime = p["flags"] & FLAG_PRIME
+    bolus_rate = p["bolus_rate_ul_per_h"]
+    if prime and bolus_rate:
+        return (ERR_ABOVE_MAX, FIELD_BOLUS_RATE, 0)
+    r = _check_optional(FIELD_BOLUS_RATE, bolus_rate, RATE_MIN_UL_PER_H, RATE_MAX_UL_PER_H) \
+        or _check_multiple(FIELD_BOLUS_RATE, bolus_rate)
+    if r:
+        return r
+    bolus = p["bolus_ul"]
+    if bolus == 0:
+        return _check_range(FIELD_LOCKOUT, p["lockout_s"], 0, 0) or \
+            _check_range(FIELD_MAX_BOLUSES, p["max_boluses_per_h"], 0, 0)
+    r = _check_range(FIELD_BOLUS, bolus, BOLUS_MIN_UL, BOLUS_MAX_UL)
+    if r:
+        return r
+    if p["max_1h_ul"] and bolus > p["max_1h_ul"]:
+        return (ERR_ABOVE_MAX, FIELD_BOLUS, p["max_1h_ul"])
+    if p["max_4h_ul"] and bolus > p["max_4h_ul"]:
+        return (ERR_ABOVE_MAX, FIELD_BOLUS, p["max_4h_ul"])
+    return _check_range(FIELD_BOLUS_RATE, bolus_rate, RATE_MIN_UL_PER_H, RATE_MAX_UL_PER_H) \
+        or _check_range(FIELD_LOCKOUT, p["lockout_s"], LOCKOUT_MIN_S, LOCKOUT_MAX_S) \
+        or _check_range(FIELD_MAX_BOLUSES, p["max_boluses_per_h"], 0, MAX_BOLUSES_PER_H_MAX)
+
+
+def validate_program(p):
+    """Return None if the program (a dict of PROGRAM_FIELDS) is valid, else
+    (code, field, limit) exactly as the C does, in the C's order."""
+    prime = p["flags"] & FLAG_PRIME
+    r = _check_range(FIELD_FLAGS, p["flags"], 0, FLAG_PRIME)
+    if r:
+        return r
+    hard_min = p["hard_min_rate_ul_per_h"]
+    r = _check_optional(FIELD_HARD_MIN_RATE, hard_min, RATE_MIN_UL_PER_H, RATE_MAX_UL_PER_H) \
+        or _check_optional(FIELD_HARD_MAX_RATE, p["hard_max_rate_ul_per_h"],
+                           hard_min or RATE_MIN_UL_PER_H, RATE_MAX_UL_PER_H) \
+        or _check_optional(FIELD_MAX_1H, p["max_1h_ul"], VTBI_MIN_UL, MAX_1H_MAX_UL) \
+        or _check_optional(FIELD_MAX_4H, p["max_4h_ul"], VTBI_MIN_UL, MAX_4H_MAX_UL) \
+        or check_rate(p, p["rate_ul_per_h"]) \
+        or _check_range(FIELD_VTBI, p["vtbi_ul"], VTBI_MIN_UL,
+                        PRIME_MAX_UL if prime else VTBI_MAX_UL)
+    if r:
+        return r
+    kvo = p["kvo_ul_per_h"]
+    if kvo != 0:
+        rate = p["rate_ul_per_h"]
+        kvo_max = rate if rate < KVO_MAX_UL_PER_H else KVO_MAX_UL_PER_H
+        if prime:
+            kvo_max = 0   # a prime ends stopped
+        r = _check_range(FIELD_KVO, kvo, KVO_MIN_UL_PER_H, kvo_max) or \
+            _check_multiple(FIELD_KVO, kvo)
         if r:
             return r
-        if kvo_ul_per_h % RATE_STEP_UL_PER_H:
-            return (ERR_NOT_MULTIPLE, FIELD_KVO, RATE_STEP_UL_PER_H)
-    r = _check_range(FIELD_OCCLUSION_LIMIT, occlusion_limit_mmhg,
-                     OCCLUSION_MIN_MMHG, OCCLUSION_MAX_MMHG)
+    r = _check_range(FIELD_OCCLUSION_LIMIT, p["occlusion_limit_mmhg"],
+                     OCCLUSION_MIN_MMHG, OCCLUSION_MAX_MMHG) or \
+        _check_range(FIELD_BUBBLE_LIMIT, p["bubble_limit_ul"], BUBBLE_MIN_UL, BUBBLE_MAX_UL)
     if r:
         return r
-    return _check_range(FIELD_BUBBLE_LIMIT, bubble_limit_ul, BUBBLE_MIN_UL, BUBBLE_MAX_UL)
+    if prime and p["bolus_ul"]:
+        return (ERR_ABOVE_MAX, FIELD_BOLUS, 0)
+    return _check_bolus(p)
+
+
+def _cap_steps_of(cap_ul, pl):
+    return U32_MAX if cap_ul == 0 else _vtbi_to_steps(cap_ul, pl)
+
+
+def _cap_left(cap, used):
+    return cap - used if cap > used else 0
 
 
 class ReferenceCore:
@@ -95,6 +164,8 @@ class ReferenceCore:
     def __init__(self):
         self.magic = 0
         self.air_bucket_nl = [0] * AIR_BUCKETS
+        self.win_steps = [0] * WINDOW_BUCKETS
+        self.win_boluses = [0] * WINDOW_BUCKETS
         self._zero()
 
     def _zero(self):
@@ -103,13 +174,8 @@ class ReferenceCore:
         self.phase = PHASE_IDLE
         self.faults = 0
         # program (same order as sc_program_t)
-        self.rate_ul_per_h = 0
-        self.vtbi_ul = 0
-        self.kvo_ul_per_h = 0
-        self.hard_min_rate_ul_per_h = 0
-        self.hard_max_rate_ul_per_h = 0
-        self.occlusion_limit_mmhg = 0
-        self.bubble_limit_ul = 0
+        for name in PROGRAM_FIELDS:
+            setattr(self, name, 0)
         self.rate_whole_steps = 0
         self.rate_rem = 0
         self.kvo_whole_steps = 0
@@ -123,16 +189,57 @@ class ReferenceCore:
         self.last_heartbeat = 0
         self.heartbeat_age_ticks = 0
         self.occlusion_ticks = 0
+        self.occlusion_stop_mmhg = 0
         self.air_run_nl = 0
         self.air_window_nl = 0
         self.air_bucket_index = 0
         self.air_bucket_age_ticks = 0
-        b = self.air_bucket_nl
         for i in range(AIR_BUCKETS):
-            b[i] = 0
+            self.air_bucket_nl[i] = 0
+        # segments, boluses, rolling windows (the order of sc_state_t)
+        self.limit_steps = 0
+        self.segment_held = 0
+        self.bolus_steps = 0
+        self.bolus_left_steps = 0
+        self.bolus_whole_steps = 0
+        self.bolus_rem = 0
+        self.bolus_acc = 0
+        self.lockout_ticks = 0
+        self.last_bolus_tick = 0
+        self.patient_boluses = 0
+        self.clinician_boluses = 0
+        self.boluses_denied = 0
+        self.last_denial = 0
+        self.pumped_steps = 0
+        self.max_1h_steps = 0
+        self.max_4h_steps = 0
+        self.allow_steps = 0
+        self.capped_ticks = 0
+        self.win_age_ticks = 0
+        self.win_index = 0
+        self.win_base_steps = 0
+        self.win_base_boluses = 0
+        self.win_1h_steps = 0
+        self.win_4h_steps = 0
+        self.win_1h_boluses = 0
+        self.window_mask = 0
+        self.air_armed = 0
+        for i in range(WINDOW_BUCKETS):
+            self.win_steps[i] = 0
+            self.win_boluses[i] = 0
         # outputs of the last run
         self.out_steps = 0
         self.out_fault_tick = 0
+
+    def field(self, name):
+        """A scalar field of sc_state_t (program fields included) by its C name."""
+        return getattr(self, name)
+
+    def _program(self):
+        p = {}
+        for name in PROGRAM_FIELDS:
+            p[name] = getattr(self, name)
+        return p
 
     # ---- API mirroring safety_core.h -----------------------------------
     def init(self, ustep_volume_pl):
@@ -146,36 +253,57 @@ class ReferenceCore:
         self.magic = MAGIC
         self.ustep_volume_pl = ustep_volume_pl
         self.step_cost = ustep_volume_pl * UNITS_PER_PL
+        self.max_1h_steps = U32_MAX
+        self.max_4h_steps = U32_MAX
+        self.allow_steps = U32_MAX
+        self.window_mask = U32_MAX
+        self.win_age_ticks = WINDOW_BUCKET_TICKS - WINDOW_FIRST_ROLL_TICKS
         return None
 
-    def load_program(self, rate_ul_per_h, vtbi_ul, kvo_ul_per_h, hard_min_rate_ul_per_h,
-                     hard_max_rate_ul_per_h, occlusion_limit_mmhg, bubble_limit_ul):
-        """sc_load_program: returns None or the refusal (code, field, limit)."""
+    def _increments(self, rate_ul_per_h):
+        return divmod(rate_ul_per_h * TICK_MS * UNITS_PER_UL_PER_H_MS, self.step_cost)
+
+    def load_program(self, p):
+        """sc_load_program (p: a dict of PROGRAM_FIELDS): None or (code, field, limit)."""
         if self.magic != MAGIC:
             return (ERR_STATE, FIELD_NONE, 0)
         if self.phase == PHASE_RUNNING or self.phase == PHASE_KVO:
             return (ERR_BUSY, FIELD_NONE, 0)
-        r = validate_program(rate_ul_per_h, vtbi_ul, kvo_ul_per_h, hard_min_rate_ul_per_h,
-                             hard_max_rate_ul_per_h, occlusion_limit_mmhg, bubble_limit_ul)
+        r = validate_program(p)
         if r:
             return r
-        self.rate_ul_per_h = rate_ul_per_h
-        self.vtbi_ul = vtbi_ul
-        self.kvo_ul_per_h = kvo_ul_per_h
-        self.hard_min_rate_ul_per_h = hard_min_rate_ul_per_h
-        self.hard_max_rate_ul_per_h = hard_max_rate_ul_per_h
-        self.occlusion_limit_mmhg = occlusion_limit_mmhg
-        self.bubble_limit_ul = bubble_limit_ul
-        self.rate_whole_steps, self.rate_rem = divmod(
-            rate_ul_per_h * TICK_MS * UNITS_PER_UL_PER_H_MS, self.step_cost)
-        self.kvo_whole_steps, self.kvo_rem = divmod(
-            kvo_ul_per_h * TICK_MS * UNITS_PER_UL_PER_H_MS, self.step_cost)
-        self.vtbi_steps = _vtbi_to_steps(vtbi_ul, self.ustep_volume_pl)
-        self.bubble_limit_nl = bubble_limit_ul * 1000
+        if self.flags & FLAG_PRIME:
+            # the air the prime pushed out never reached a patient
+            for i in range(AIR_BUCKETS):
+                self.air_bucket_nl[i] = 0
+            self.air_window_nl = 0
+            self.air_run_nl = 0
+        for name in PROGRAM_FIELDS:
+            setattr(self, name, p[name])
+        self.occlusion_stop_mmhg = p["occlusion_limit_mmhg"]
+        pl = self.ustep_volume_pl
+        self.rate_whole_steps, self.rate_rem = self._increments(p["rate_ul_per_h"])
+        self.kvo_whole_steps, self.kvo_rem = self._increments(p["kvo_ul_per_h"])
+        self.bolus_whole_steps, self.bolus_rem = self._increments(p["bolus_rate_ul_per_h"])
+        self.vtbi_steps = _vtbi_to_steps(p["vtbi_ul"], pl)
+        self.limit_steps = self.vtbi_steps
+        self.segment_held = 0
+        self.bolus_steps = _vtbi_to_steps(p["bolus_ul"], pl) if p["bolus_ul"] else 0
+        self.bolus_left_steps = 0
+        self.bolus_acc = 0
+        self.lockout_ticks = p["lockout_s"] * TICKS_PER_S
+        self.bubble_limit_nl = p["bubble_limit_ul"] * 1000
         self.acc = 0
         self.delivered_steps = 0
         self.kvo_steps = 0
         self.occlusion_ticks = 0
+        # the windows keep what was pumped before: a new program never resets a cap
+        self.max_1h_steps = _cap_steps_of(p["max_1h_ul"], pl)
+        self.max_4h_steps = _cap_steps_of(p["max_4h_ul"], pl)
+        self._window_allow()
+        prime = p["flags"] & FLAG_PRIME
+        self.window_mask = 0 if prime else U32_MAX
+        self.air_armed = 0 if prime else 1
         self.phase = PHASE_READY
         return None
 
@@ -202,6 +330,116 @@ class ReferenceCore:
         if self.magic == MAGIC and (self.phase == PHASE_RUNNING or self.phase == PHASE_KVO
                                      or self.phase == PHASE_READY):
             self.phase = PHASE_PAUSED
+            self.bolus_left_steps = 0   # a stop cancels the rest of a bolus
+
+    def set_rate(self, rate_ul_per_h, until_ul):
+        """sc_set_rate: None or the refusal (code, field, limit)."""
+        if self.magic != MAGIC:
+            return (ERR_STATE, FIELD_NONE, 0)
+        if self.phase == PHASE_IDLE:
+            return (ERR_NO_PROGRAM, FIELD_NONE, 0)
+        if self.phase == PHASE_KVO or self.phase == PHASE_COMPLETE:
+            return (ERR_BUSY, FIELD_NONE, 0)
+        r = check_rate(self._program(), rate_ul_per_h)
+        if r:
+            return r
+        if self.kvo_ul_per_h > rate_ul_per_h:
+            return (ERR_BELOW_MIN, FIELD_RATE, self.kvo_ul_per_h)
+        if until_ul > self.vtbi_ul:
+            return (ERR_ABOVE_MAX, FIELD_SEGMENT_END, self.vtbi_ul)
+        limit = self.vtbi_steps if until_ul == 0 else _vtbi_to_steps(until_ul,
+                                                                     self.ustep_volume_pl)
+        if limit <= self.delivered_steps:
+            return (ERR_BELOW_MIN, FIELD_SEGMENT_END, until_ul)
+        self.rate_ul_per_h = rate_ul_per_h
+        self.rate_whole_steps, self.rate_rem = self._increments(rate_ul_per_h)
+        self.limit_steps = limit
+        self.segment_held = 0
+        return None
+
+    def _deny(self, code):
+        if self.boluses_denied < U32_MAX:
+            self.boluses_denied += 1
+        self.last_denial = code
+        return code
+
+    def bolus(self, kind, amount_ul):
+        """sc_bolus: BOLUS_GRANTED or the BOLUS_DENIED_* reason (counted)."""
+        if self.magic != MAGIC:
+            return BOLUS_DENIED_NOT_RUNNING
+        if self.phase != PHASE_RUNNING or self.segment_held:
+            return self._deny(BOLUS_DENIED_NOT_RUNNING)
+        if self.bolus_left_steps:
+            return self._deny(BOLUS_DENIED_IN_PROGRESS)
+        if kind == BOLUS_PATIENT:
+            if self.bolus_ul == 0:
+                return self._deny(BOLUS_DENIED_NO_PCA)
+            if self.patient_boluses and \
+                    ((self.ticks - self.last_bolus_tick) & U32_MAX) < self.lockout_ticks:
+                return self._deny(BOLUS_DENIED_LOCKOUT)
+            if self.max_boluses_per_h and \
+                    self.win_1h_boluses + ((self.patient_boluses - self.win_base_boluses)
+                                           & U32_MAX) >= self.max_boluses_per_h:
+                return self._deny(BOLUS_DENIED_COUNT)
+            steps = self.bolus_steps
+        else:
+            if self.bolus_rate_ul_per_h == 0 or kind != BOLUS_CLINICIAN:
+                return self._deny(BOLUS_DENIED_NO_PCA)
+            if amount_ul < BOLUS_MIN_UL or amount_ul > BOLUS_MAX_UL:
+                return self._deny(BOLUS_DENIED_SIZE)
+            steps = _vtbi_to_steps(amount_ul, self.ustep_volume_pl)
+        if steps > _cap_left(self.max_1h_steps, self.window_steps(0)):
+            return self._deny(BOLUS_DENIED_1H)
+        if steps > _cap_left(self.max_4h_steps, self.window_steps(1)):
+            return self._deny(BOLUS_DENIED_4H)
+        self.bolus_left_steps = steps
+        self.bolus_acc = 0
+        if kind == BOLUS_PATIENT:
+            self.last_bolus_tick = self.ticks
+            self.patient_boluses = (self.patient_boluses + 1) & U32_MAX
+        elif self.clinician_boluses < U32_MAX:
+            self.clinician_boluses += 1
+        return BOLUS_GRANTED
+
+    def window_steps(self, hours4):
+        """sc_window_steps: steps pumped in the rolling 1 h (0) or 4 h (1) window."""
+        current = (self.pumped_steps - self.win_base_steps) & U32_MAX
+        return ((self.win_4h_steps if hours4 else self.win_1h_steps) + current) & U32_MAX
+
+    def _window_allow(self):
+        a1 = _cap_left(self.max_1h_steps, self.window_steps(0))
+        a4 = _cap_left(self.max_4h_steps, self.window_steps(1))
+        self.allow_steps = a1 if a1 < a4 else a4
+
+    def _window_roll(self):
+        """window_roll of the C: the bucket closes in three stages on three ticks."""
+        i = self.win_index
+        stage = self.win_age_ticks - WINDOW_BUCKET_TICKS
+        ws = self.win_steps
+        wb = self.win_boluses
+        if stage == 0:
+            steps = (self.pumped_steps - self.win_base_steps) & U32_MAX
+            boluses = (self.patient_boluses - self.win_base_boluses) & U32_MAX
+            ws[i] = steps
+            wb[i] = boluses
+            self.win_1h_steps = (self.win_1h_steps + steps) & U32_MAX
+            self.win_4h_steps = (self.win_4h_steps + steps) & U32_MAX
+            self.win_1h_boluses = (self.win_1h_boluses + boluses) & U32_MAX
+            self.win_base_steps = self.pumped_steps
+            self.win_base_boluses = self.patient_boluses
+        elif stage == 1:
+            gone = i - WINDOW_1H_BUCKETS if i >= WINDOW_1H_BUCKETS else \
+                i + WINDOW_BUCKETS - WINDOW_1H_BUCKETS
+            oldest = i + 1 if i + 1 < WINDOW_BUCKETS else 0
+            self.win_1h_steps = (self.win_1h_steps - ws[gone]) & U32_MAX
+            self.win_1h_boluses = (self.win_1h_boluses - wb[gone]) & U32_MAX
+            self.win_4h_steps = (self.win_4h_steps - ws[oldest]) & U32_MAX
+            ws[oldest] = 0
+            wb[oldest] = 0
+            self.win_index = oldest
+        else:
+            self._window_allow()
+            self.win_age_ticks = 2
 
     # The constants live in safety_core/constants.py: imported, they are global lookups
     # for MicroPython, no longer const() inlined here.  The ones read on every tick are
@@ -209,15 +447,19 @@ class ReferenceCore:
     # global lookup each would slow the tick by ~15-20 % under MicroPython (unix port).
     # run() never passes them.
     def _tick(self, downstream_mmhg, air_nl, air_present, heartbeat,
-              PHASE_RUNNING=PHASE_RUNNING, PHASE_KVO=PHASE_KVO, PHASE_IDLE=PHASE_IDLE,
+              PHASE_RUNNING=PHASE_RUNNING, PHASE_KVO=PHASE_KVO,
               U32_MAX=U32_MAX, AIR_BUCKET_TICKS=AIR_BUCKET_TICKS,
               AIR_CUMULATIVE_LIMIT_NL=AIR_CUMULATIVE_LIMIT_NL,
               OCCLUSION_DEBOUNCE_TICKS=OCCLUSION_DEBOUNCE_TICKS,
-              HEARTBEAT_TIMEOUT_TICKS=HEARTBEAT_TIMEOUT_TICKS):
+              HEARTBEAT_TIMEOUT_TICKS=HEARTBEAT_TIMEOUT_TICKS,
+              WINDOW_BUCKET_TICKS=WINDOW_BUCKET_TICKS):
         phase = self.phase
         motor_active = phase == PHASE_RUNNING or phase == PHASE_KVO
         if self.ticks < U32_MAX:
             self.ticks += 1
+        self.win_age_ticks += 1
+        if self.win_age_ticks >= WINDOW_BUCKET_TICKS:
+            self._window_roll()
         found = 0
         # heartbeat (SR-CORE-7)
         if heartbeat != self.last_heartbeat:
@@ -243,13 +485,13 @@ class ReferenceCore:
             idx = self.air_bucket_index
             self.air_bucket_nl[idx] = _sat_add(self.air_bucket_nl[idx], air_nl)
             self.air_window_nl = _sat_add(self.air_window_nl, air_nl)
-        if phase != PHASE_IDLE:
+        if self.air_armed:      # a program is loaded and it is not a prime
             if self.air_run_nl >= self.bubble_limit_nl:
                 found |= FAULT_AIR_BUBBLE
             if self.air_window_nl > AIR_CUMULATIVE_LIMIT_NL:
                 found |= FAULT_AIR_CUMULATIVE
         # downstream occlusion (SR-CORE-3)
-        if downstream_mmhg > self.occlusion_limit_mmhg:
+        if downstream_mmhg > self.occlusion_stop_mmhg:
             if self.occlusion_ticks < U32_MAX:
                 self.occlusion_ticks += 1
         else:
@@ -263,20 +505,33 @@ class ReferenceCore:
             self.faults |= found
             if motor_active:
                 self.phase = PHASE_PAUSED
+                self.bolus_left_steps = 0   # a stop cancels the rest of a bolus
         if self.faults:
             return 0
-        # schedule (exact Bresenham; VTBI clamp SR-CORE-2)
+        # schedule (exact Bresenham; segments, VTBI clamp and caps: SR-CORE-2)
         if phase == PHASE_RUNNING:
-            left = self.vtbi_steps - self.delivered_steps
+            left = self.limit_steps - self.delivered_steps
             steps = self.rate_whole_steps
             acc = self.acc + self.rate_rem
             if acc >= self.step_cost:
                 acc -= self.step_cost
                 steps += 1
             self.acc = acc
+            if self.bolus_left_steps:
+                b = self.bolus_whole_steps
+                bacc = self.bolus_acc + self.bolus_rem
+                if bacc >= self.step_cost:
+                    bacc -= self.step_cost
+                    b += 1
+                self.bolus_acc = bacc
+                if b > self.bolus_left_steps:
+                    b = self.bolus_left_steps
+                self.bolus_left_steps -= b
+                steps += b
             if steps >= left:
                 steps = left
-                self.phase = PHASE_KVO if self.kvo_ul_per_h else PHASE_COMPLETE
+                self._end_segment()
+            steps = self._window_count(steps)
             self.delivered_steps += steps
             return steps
         if phase == PHASE_KVO:
@@ -286,9 +541,29 @@ class ReferenceCore:
                 acc -= self.step_cost
                 steps += 1
             self.acc = acc
+            steps = self._window_count(steps)
             self.kvo_steps = _sat_add(self.kvo_steps, steps)
             return steps
         return 0
+
+    def _end_segment(self):
+        if self.limit_steps == self.vtbi_steps:
+            self.phase = PHASE_KVO if self.kvo_ul_per_h else PHASE_COMPLETE
+        else:
+            self.segment_held = 1
+            self.rate_whole_steps = 0
+            self.rate_rem = 0
+        self.bolus_left_steps = 0
+
+    def _window_count(self, steps):
+        if steps > self.allow_steps:
+            steps = self.allow_steps
+            if self.capped_ticks < U32_MAX:
+                self.capped_ticks += 1
+        counted = steps & self.window_mask    # a prime is not given to the patient
+        self.allow_steps -= counted
+        self.pumped_steps = (self.pumped_steps + counted) & U32_MAX
+        return steps
 
     def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks):
         """sc_run: advance n_ticks with the same inputs; returns the steps."""
@@ -339,14 +614,6 @@ class ReferenceCore:
         return f
 
     def snapshot(self):
-        """Every field of sc_state_t, in declaration order."""
-        return (self.magic, self.ustep_volume_pl, self.step_cost, self.phase, self.faults,
-                self.rate_ul_per_h, self.vtbi_ul, self.kvo_ul_per_h,
-                self.hard_min_rate_ul_per_h, self.hard_max_rate_ul_per_h,
-                self.occlusion_limit_mmhg, self.bubble_limit_ul,
-                self.rate_whole_steps, self.rate_rem, self.kvo_whole_steps, self.kvo_rem,
-                self.acc, self.vtbi_steps, self.delivered_steps, self.kvo_steps,
-                self.bubble_limit_nl, self.ticks, self.last_heartbeat,
-                self.heartbeat_age_ticks, self.occlusion_ticks, self.air_run_nl,
-                self.air_window_nl, self.air_bucket_index, self.air_bucket_age_ticks,
-                tuple(self.air_bucket_nl))
+        """Every field of sc_state_t in declaration order: the scalars, then the arrays."""
+        return tuple(getattr(self, name) for name in STATE_SCALARS) + (
+            tuple(self.air_bucket_nl), tuple(self.win_steps), tuple(self.win_boluses))

@@ -14,7 +14,24 @@ occlusion_limits = st.one_of(st.integers(sc.OCCLUSION_MIN_MMHG, sc.OCCLUSION_MAX
 bubble_limits = st.one_of(st.integers(sc.BUBBLE_MIN_UL, sc.BUBBLE_MAX_UL), st.sampled_from([0, 49, 501]))
 hard_limits = st.one_of(st.just(0), st.integers(1, 5000).map(lambda k: k * 100), st.just(600000))
 
-programs = st.tuples(rates, vtbis, kvos, hard_limits, hard_limits, occlusion_limits, bubble_limits)
+# dose limits (SR-CORE-2, SR-TH-1): (max_1h, max_4h, bolus, bolus_rate, lockout_s,
+# max_boluses_per_h, flags), valid and just outside, or none at all
+caps = st.one_of(st.just(0), st.integers(1, 100).map(lambda k: k * 100),
+                 st.sampled_from([99, 500000, 500001, 2000000, 2000001]))
+dose_limits = st.one_of(
+    st.just((0, 0, 0, 0, 0, 0, 0)),
+    st.tuples(caps, caps,
+              st.one_of(st.just(0), st.integers(1, 30).map(lambda k: k * 100),
+                        st.sampled_from([99, 50000, 50001])),
+              st.one_of(st.just(0), st.integers(1, 5000).map(lambda k: k * 100),
+                        st.sampled_from([50, 500100])),
+              st.one_of(st.just(0), st.integers(60, 900), st.sampled_from([59, 14400, 14401])),
+              st.one_of(st.just(0), st.integers(1, 8), st.just(61)),
+              st.sampled_from([0, 0, 0, 1, 2])),
+)
+
+programs = st.tuples(rates, vtbis, kvos, hard_limits, hard_limits, occlusion_limits, bubble_limits,
+                     dose_limits)
 
 valid_programs = st.tuples(
     st.integers(1, 5000).map(lambda k: k * 100),
@@ -45,4 +62,7 @@ operations = st.one_of(
     st.tuples(st.just("pause"), st.just(None)),
     st.tuples(st.just("ack"), st.tuples(st.integers(-10, 1200), st.booleans(), st.integers(0, 3))),
     st.tuples(st.just("load"), programs),
+    st.tuples(st.just("set_rate"), st.tuples(rates, st.one_of(st.just(0), st.integers(0, 25000)))),
+    st.tuples(st.just("bolus"), st.tuples(st.sampled_from([0, 0, 1, 2]),
+                                         st.one_of(st.integers(0, 60000), st.just(2 ** 32 - 1)))),
 )

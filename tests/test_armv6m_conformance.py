@@ -15,7 +15,8 @@ pytestmark = pytest.mark.skipif(not emu.toolchain_available(),
 
 def test_armv6m_build_is_bit_exact_with_host_build():
     elf, obj, su = emu.build()
-    counts, mismatches, same_state, core = emu.run_against_host(elf, ticks_per_program=2500)
+    counts, mismatches, same_state, core = emu.run_against_host(elf, ticks_per_program=2500,
+                                                                 pca_ticks_per_program=6000)
     assert len(counts) > 10000
     assert mismatches == 0
     assert same_state

@@ -192,7 +192,8 @@ def test_every_c_constant_is_in_constants_py_SR_CORE_1():
 
 def test_reference_takes_every_constant_from_constants_py_SR_CORE_1():
     c = c_constants()
-    used = imported_from_constants(REFERENCE)
+    used = {n for n in imported_from_constants(REFERENCE)
+            if isinstance(getattr(constants, n), int)}    # not the layout tuples
     assert {"RATE_MAX_UL_PER_H", "VTBI_MAX_UL", "PHASE_RUNNING", "FAULT_HEARTBEAT",
             "MAGIC", "U32_MAX"} <= used
     not_in_c = sorted(n for n in used if C_NAMES.get(n, "SC_" + n) not in c)
@@ -209,6 +210,8 @@ def test_facade_takes_core_constants_from_constants_py_SR_CORE_1():
     assert sorted(own) == sorted(FACADE_OWN_INTS), own
     c = c_constants()
     for name in imported_from_constants(FACADE):
+        if not isinstance(getattr(constants, name), int):
+            continue                                  # the layout tuples
         assert C_NAMES.get(name, "SC_" + name) in c, name
         assert getattr(sc, name) == getattr(constants, name)
 
@@ -255,7 +258,7 @@ def test_phase_and_fault_name_tables_follow_the_c_values():
 
 def test_native_word_indices_follow_sc_state_t():
     """safety_core/native.py reads sc_state_t by 32-bit word index (no import here:
-    it needs the MicroPython native module)."""
+    it needs the MicroPython native module); constants.STATE_SCALARS names every word."""
     words = c_struct_words("sc_state_t")
     idx = {}
     for node in _module_tree(NATIVE).body:
@@ -263,13 +266,26 @@ def test_native_word_indices_follow_sc_state_t():
             idx[node.targets[0].id] = node.value.value
     expect = {"_USTEP_PL": "ustep_volume_pl", "_PHASE": "phase", "_FAULTS": "faults",
               "_VTBI_STEPS": "vtbi_steps", "_DELIVERED": "delivered_steps",
-              "_KVO_STEPS": "kvo_steps"}
+              "_KVO_STEPS": "kvo_steps", "_MAGIC": "magic"}
     for const_name, field in expect.items():
         assert words[idx[const_name]] == field, (const_name, idx[const_name], field)
-    assert idx["_WORDS"] == len(words)
-    # snapshot(): scalars, then the air buckets as one tuple (same shape as the reference)
-    assert words.index("air_bucket_nl[0]") == 29
-    assert len(words) - 29 == constants.AIR_BUCKETS
+    # every scalar word in order (program fields by their own names), then the arrays
+    scalars = [w.split(".")[-1] for w in words[:len(constants.STATE_SCALARS)]]
+    assert scalars == list(constants.STATE_SCALARS)
+    assert constants.STATE_WORDS == len(words)
+    n = len(constants.STATE_SCALARS)
+    assert words[n] == "air_bucket_nl[0]"
+    assert words[n + constants.AIR_BUCKETS] == "win_steps[0]"
+    assert words[n + constants.AIR_BUCKETS + constants.WINDOW_BUCKETS] == "win_boluses[0]"
+    for name in ("segment_held", "patient_boluses", "flags"):
+        assert constants.state_word_index(name) == scalars.index(name)
+
+
+def test_hot_tick_fields_are_within_one_thumb_load_PT_1():
+    """The fields a tick touches sit in the first 32 words of sc_state_t, where a
+    Cortex-M0+ ldr/str reaches them from the state pointer (5-bit word offset)."""
+    words = c_struct_words("sc_state_t")
+    assert list(constants.STATE_HOT) == words[:32]
 
 
 # ---- delivered_ul / kvo_ul: exact, small ints only (PT-8) -------------------------------------

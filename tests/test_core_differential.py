@@ -14,6 +14,14 @@ pytestmark = pytest.mark.skipif("cffi" not in sc.available_backends(),
                                 reason="cffi build of the C core missing: run `make test`")
 
 
+def load(core, prog):
+    """A program tuple of tests/core_strategies.py into load_program."""
+    d = prog[7] if len(prog) > 7 else (0, 0, 0, 0, 0, 0, 0)
+    core.load_program(prog[0], prog[1], prog[2], prog[5], prog[6], prog[3], prog[4],
+                      max_1h_ul=d[0], max_4h_ul=d[1], bolus_ul=d[2], bolus_rate_ul_per_h=d[3],
+                      lockout_s=d[4], max_boluses_per_h=d[5], flags=d[6])
+
+
 def _apply(core, op, arg):
     try:
         if op == "run":
@@ -28,8 +36,13 @@ def _apply(core, op, arg):
         if op == "ack":
             return ("ack", core.acknowledge(*arg))
         if op == "load":
-            core.load_program(arg[0], arg[1], arg[2], arg[5], arg[6], arg[3], arg[4])
+            load(core, arg)
             return ("load", "ok")
+        if op == "set_rate":
+            core.set_rate(arg[0], arg[1])
+            return ("set_rate", "ok")
+        if op == "bolus":
+            return ("bolus", core.bolus(arg[0], arg[1]), core.window_ul(), core.window_ul(True))
     except sc.CoreRefused as e:
         return (op, "refused", e.code, getattr(e, "field", None), getattr(e, "limit", None),
                 str(e))

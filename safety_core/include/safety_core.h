@@ -51,6 +51,42 @@ extern "C" {
 #define SC_USTEP_VOLUME_MIN_PL 5000u         /* calibration sanity window */
 #define SC_USTEP_VOLUME_MAX_PL 100000u
 
+/* ---- dose limits, PCA and prime (SR-CORE-2, SR-TH-1) ------------------ */
+#define SC_MAX_1H_MAX_UL 500000u             /* rolling-hour cap: 0 = none, else 0.1..500 mL */
+#define SC_MAX_4H_MAX_UL 2000000u            /* rolling 4 h maximum: 0 = none, else 0.1..2000 mL */
+#define SC_BOLUS_MIN_UL 100u                 /* PCA / clinician bolus 0.1 .. 50 mL */
+#define SC_BOLUS_MAX_UL 50000u
+#define SC_LOCKOUT_MIN_S 60u                 /* PCA lockout 1 min .. 4 h */
+#define SC_LOCKOUT_MAX_S 14400u
+#define SC_MAX_BOLUSES_PER_H_MAX 60u         /* 0 = no count limit */
+#define SC_PRIME_MAX_UL 30000u               /* a prime moves at most 30 mL */
+#define SC_TICKS_PER_S 100u                  /* 1000 / SC_TICK_MS */
+/* The rolling windows: 5-minute buckets, 48 full ones (4 h) and the current one.
+ * A window sums the current bucket and the 12 (1 h) or 48 (4 h) before it, so it
+ * looks back 60..65 min (240..245 min): never less than the hour, only more. */
+#define SC_WINDOW_BUCKET_TICKS 30000u
+#define SC_WINDOW_BUCKETS 49u
+#define SC_WINDOW_1H_BUCKETS 12u
+#define SC_WINDOW_FIRST_ROLL_TICKS 27000u    /* half an air bucket out of step with the
+                                                air window: the two never roll in one tick */
+
+/* program flags */
+#define SC_FLAG_PRIME (1u << 0)              /* priming the set, not connected: no air stop,
+                                                VTBI <= SC_PRIME_MAX_UL, no KVO, no bolus */
+
+/* bolus kinds and results of sc_bolus (SR-CORE-2: denied boluses are counted) */
+#define SC_BOLUS_PATIENT 0u
+#define SC_BOLUS_CLINICIAN 1u
+#define SC_BOLUS_GRANTED 0u
+#define SC_BOLUS_DENIED_LOCKOUT 1u     /* inside the lockout after the last patient bolus */
+#define SC_BOLUS_DENIED_COUNT 2u       /* max patient boluses in the rolling hour reached */
+#define SC_BOLUS_DENIED_1H 3u          /* would pass the rolling 1 h maximum */
+#define SC_BOLUS_DENIED_4H 4u          /* would pass the rolling 4 h maximum */
+#define SC_BOLUS_DENIED_NOT_RUNNING 5u /* only while delivering the primary infusion */
+#define SC_BOLUS_DENIED_NO_PCA 6u      /* the program has no bolus */
+#define SC_BOLUS_DENIED_IN_PROGRESS 7u /* a bolus is being delivered */
+#define SC_BOLUS_DENIED_SIZE 8u        /* clinician bolus outside SC_BOLUS_MIN/MAX_UL */
+
 /* ---- phases ----------------------------------------------------------- */
 #define SC_PHASE_IDLE 0u      /* no valid program */
 #define SC_PHASE_READY 1u     /* program loaded, never started */
@@ -86,6 +122,14 @@ extern "C" {
 #define SC_FIELD_HARD_MIN_RATE 6u
 #define SC_FIELD_HARD_MAX_RATE 7u
 #define SC_FIELD_USTEP_VOLUME 8u
+#define SC_FIELD_MAX_1H 9u
+#define SC_FIELD_MAX_4H 10u
+#define SC_FIELD_BOLUS 11u
+#define SC_FIELD_BOLUS_RATE 12u
+#define SC_FIELD_LOCKOUT 13u
+#define SC_FIELD_MAX_BOLUSES 14u
+#define SC_FIELD_SEGMENT_END 15u
+#define SC_FIELD_FLAGS 16u
 
 typedef struct {
     uint32_t rate_ul_per_h;          /* programmed rate */
@@ -95,6 +139,13 @@ typedef struct {
     uint32_t hard_max_rate_ul_per_h; /* drug-library hard max, 0 = none */
     uint32_t occlusion_limit_mmhg;   /* downstream stop threshold */
     uint32_t bubble_limit_ul;        /* single-bubble stop size */
+    uint32_t max_1h_ul;              /* rolling-hour cap on everything pumped, 0 = none */
+    uint32_t max_4h_ul;              /* rolling 4 h maximum, 0 = none */
+    uint32_t bolus_ul;               /* PCA patient bolus, 0 = no PCA */
+    uint32_t bolus_rate_ul_per_h;    /* rate a bolus is given at (on top of the basal) */
+    uint32_t lockout_s;              /* PCA lockout from the start of a patient bolus */
+    uint32_t max_boluses_per_h;      /* patient boluses granted per rolling hour, 0 = any */
+    uint32_t flags;                  /* SC_FLAG_* */
 } sc_program_t;
 
 typedef struct {
@@ -120,34 +171,73 @@ typedef struct {
                                 new fault in this call, 0 = none */
 } sc_output_t;
 
-/* The whole state: caller-owned, opaque in spirit (read through accessors). */
+/* The whole state: caller-owned, opaque in spirit (read through accessors).
+ * Every field is a 32-bit word.  The first 32 words are what a tick touches:
+ * a Cortex-M0+ load/store reaches them from the state pointer in one instruction
+ * (5-bit word offset); the rest is used at program load, bolus requests and
+ * window rolls.  safety_core/constants.py (STATE_SCALARS) names the same order. */
 typedef struct {
+    /* ---- hot: every tick ---- */
     uint32_t magic;
-    uint32_t ustep_volume_pl;
-    uint32_t step_cost;             /* ustep_volume_pl * 18: units of 1/18 pL */
     uint32_t phase;
     uint32_t faults;
-    sc_program_t program;
+    uint32_t step_cost;             /* ustep_volume_pl * 18: units of 1/18 pL */
     /* Bresenham increments, computed at load time (no division per tick) */
     uint32_t rate_whole_steps;      /* whole microsteps per tick at rate */
     uint32_t rate_rem;              /* remainder per tick, units of 1/18 pL */
-    uint32_t kvo_whole_steps;
-    uint32_t kvo_rem;
     uint32_t acc;                   /* fractional step accumulator, < step_cost */
-    uint32_t vtbi_steps;            /* floor(vtbi / ustep volume) */
+    uint32_t limit_steps;           /* delivered_steps where the current segment ends */
     uint32_t delivered_steps;       /* primary infusion, counts toward VTBI */
-    uint32_t kvo_steps;             /* delivered at KVO after VTBI */
-    uint32_t bubble_limit_nl;
+    /* rolling windows (SR-CORE-2): everything the motor pumped forward */
+    uint32_t allow_steps;           /* steps the caps leave for the current bucket */
+    uint32_t pumped_steps;          /* wraps: differences of it are exact */
+    uint32_t window_mask;           /* U32_MAX; 0 while priming (not given to the patient) */
+    uint32_t win_age_ticks;         /* ticks since the current bucket opened */
+    /* the bolus being delivered */
+    uint32_t bolus_left_steps;
+    uint32_t bolus_whole_steps;     /* Bresenham increments of the bolus rate */
+    uint32_t bolus_rem;
+    uint32_t bolus_acc;
     uint32_t ticks;                 /* saturating tick counter */
     uint32_t last_heartbeat;
     uint32_t heartbeat_age_ticks;   /* ticks since heartbeat last changed */
+    uint32_t occlusion_stop_mmhg;   /* program.occlusion_limit_mmhg, where a tick reaches it */
     uint32_t occlusion_ticks;       /* consecutive ticks above the limit */
+    uint32_t air_armed;             /* 1 once a program is loaded, 0 while priming */
     uint32_t air_run_nl;            /* current contiguous bubble */
+    uint32_t bubble_limit_nl;
     uint32_t air_window_nl;         /* sum of the buckets */
-    uint32_t air_bucket_index;
     uint32_t air_bucket_age_ticks;
+    uint32_t air_bucket_index;
+    uint32_t kvo_whole_steps;
+    uint32_t kvo_rem;
+    uint32_t kvo_steps;             /* delivered at KVO after VTBI */
+    uint32_t capped_ticks;          /* ticks whose steps a cap cut (saturating) */
+    /* ---- cold: program load, bolus requests, segment ends, window rolls ---- */
+    uint32_t ustep_volume_pl;
+    uint32_t vtbi_steps;            /* floor(vtbi / ustep volume) */
+    uint32_t segment_held;          /* 1: segment ended before the VTBI, waiting for the next */
+    sc_program_t program;
+    uint32_t bolus_steps;           /* patient bolus size */
+    uint32_t lockout_ticks;
+    uint32_t last_bolus_tick;       /* s->ticks at the last granted patient bolus */
+    uint32_t patient_boluses;       /* granted patient boluses (wraps: a sequence counter) */
+    uint32_t clinician_boluses;     /* granted clinician boluses (saturating) */
+    uint32_t boluses_denied;        /* all denied requests (saturating) */
+    uint32_t last_denial;           /* SC_BOLUS_DENIED_* of the last denial */
+    uint32_t max_1h_steps;          /* caps in steps, U32_MAX = none */
+    uint32_t max_4h_steps;
+    uint32_t win_index;             /* bucket being filled */
+    uint32_t win_base_steps;        /* pumped_steps when the current bucket opened */
+    uint32_t win_base_boluses;      /* patient_boluses when the current bucket opened */
+    uint32_t win_1h_steps;          /* the 12 full buckets before the current one */
+    uint32_t win_4h_steps;          /* the 48 full buckets before the current one */
+    uint32_t win_1h_boluses;
     uint32_t air_bucket_nl[SC_AIR_BUCKETS];
+    uint32_t win_steps[SC_WINDOW_BUCKETS];
+    uint32_t win_boluses[SC_WINDOW_BUCKETS];
 } sc_state_t;
+#define SC_STATE_WORDS 177u   /* 32-bit words of sc_state_t (checked at compile time) */
 
 /* Reset the state and set the calibration.  Returns SC_OK or a refusal. */
 uint32_t sc_init(sc_state_t *s, uint32_t ustep_volume_pl, sc_refusal_t *why);
@@ -168,6 +258,23 @@ uint32_t sc_tick(sc_state_t *s, const sc_inputs_t *in, sc_output_t *out);
 
 /* Advance n_ticks ticks with the same inputs (air_nl consumed by the first). */
 void sc_run(sc_state_t *s, const sc_inputs_t *in, uint32_t n_ticks, sc_output_t *out);
+
+/* Change the rate of the loaded program (profiles, tapers, intermittent doses):
+ * validated as the program's rate; until_ul is the primary volume at which this
+ * segment ends (0 = at the VTBI).  A segment that ends before the VTBI holds the
+ * motor (segment_held) until the next sc_set_rate.  Refused in IDLE, KVO and
+ * COMPLETE; the previous rate stays in force on any refusal. */
+uint32_t sc_set_rate(sc_state_t *s, uint32_t rate_ul_per_h, uint32_t until_ul,
+                     sc_refusal_t *why);
+
+/* Ask for a bolus (kind SC_BOLUS_PATIENT: the program's size, lockout and hourly
+ * count apply; SC_BOLUS_CLINICIAN: amount_ul, no lockout or count).  Both must fit
+ * the rolling 1 h and 4 h maxima.  Returns SC_BOLUS_GRANTED or the denial, which
+ * is counted.  A pause or a fault cancels the rest of a bolus. */
+uint32_t sc_bolus(sc_state_t *s, uint32_t kind, uint32_t amount_ul);
+
+/* Steps pumped in the rolling 1 h (hours4 = 0) or 4 h (hours4 = 1) window. */
+uint32_t sc_window_steps(const sc_state_t *s, uint32_t hours4);
 
 /* Acknowledge latched faults: each bit whose cause is gone is cleared
  * (SR-CORE-8).  Returns the faults still latched.  Never restarts the motor. */

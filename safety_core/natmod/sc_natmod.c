@@ -54,22 +54,50 @@ static mp_obj_t nm_init(mp_obj_t state, mp_obj_t pl)
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(nm_init_obj, nm_init);
 
-/* load(state, rate, vtbi, kvo, hard_min, hard_max, occlusion, bubble) -> None | refusal */
-static mp_obj_t nm_load(size_t n_args, const mp_obj_t *args)
+/* load(state, values) -> None | refusal; values: the sc_program_t fields in
+ * declaration order (a list or tuple of SC_PROGRAM_WORDS ints) */
+#define SC_PROGRAM_WORDS (sizeof(sc_program_t) / sizeof(uint32_t))
+static mp_obj_t nm_load(mp_obj_t state, mp_obj_t values)
 {
     sc_program_t p;
     sc_refusal_t why;
-    (void)n_args;
-    p.rate_ul_per_h = u32_of(args[1]);
-    p.vtbi_ul = u32_of(args[2]);
-    p.kvo_ul_per_h = u32_of(args[3]);
-    p.hard_min_rate_ul_per_h = u32_of(args[4]);
-    p.hard_max_rate_ul_per_h = u32_of(args[5]);
-    p.occlusion_limit_mmhg = u32_of(args[6]);
-    p.bubble_limit_ul = u32_of(args[7]);
-    return refusal_or_none(sc_load_program(state_of(args[0]), &p, &why), &why);
+    uint32_t *words = (uint32_t *)&p;
+    size_t n;
+    size_t i;
+    mp_obj_t *items;
+    mp_obj_get_array(values, &n, &items);
+    if (n != SC_PROGRAM_WORDS) {
+        mp_raise_ValueError(MP_ERROR_TEXT("program needs every sc_program_t field"));
+    }
+    for (i = 0; i < SC_PROGRAM_WORDS; i++) {
+        words[i] = u32_of(items[i]);
+    }
+    return refusal_or_none(sc_load_program(state_of(state), &p, &why), &why);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(nm_load_obj, 8, 8, nm_load);
+static MP_DEFINE_CONST_FUN_OBJ_2(nm_load_obj, nm_load);
+
+/* set_rate(state, rate, until_ul) -> None | refusal */
+static mp_obj_t nm_set_rate(mp_obj_t state, mp_obj_t rate, mp_obj_t until_ul)
+{
+    sc_refusal_t why;
+    uint32_t rc = sc_set_rate(state_of(state), u32_of(rate), u32_of(until_ul), &why);
+    return refusal_or_none(rc, &why);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(nm_set_rate_obj, nm_set_rate);
+
+/* bolus(state, kind, amount_ul) -> SC_BOLUS_* */
+static mp_obj_t nm_bolus(mp_obj_t state, mp_obj_t kind, mp_obj_t amount_ul)
+{
+    return mp_obj_new_int_from_uint(sc_bolus(state_of(state), u32_of(kind), u32_of(amount_ul)));
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(nm_bolus_obj, nm_bolus);
+
+/* window_steps(state, hours4) -> steps in the rolling 1 h / 4 h window */
+static mp_obj_t nm_window_steps(mp_obj_t state, mp_obj_t hours4)
+{
+    return mp_obj_new_int_from_uint(sc_window_steps(state_of(state), u32_of(hours4)));
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(nm_window_steps_obj, nm_window_steps);
 
 /* start(state) -> code */
 static mp_obj_t nm_start(mp_obj_t state)
@@ -142,5 +170,8 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_run, MP_OBJ_FROM_PTR(&nm_run_obj));
     mp_store_global(MP_QSTR_acknowledge, MP_OBJ_FROM_PTR(&nm_ack_obj));
     mp_store_global(MP_QSTR_word, MP_OBJ_FROM_PTR(&nm_word_obj));
+    mp_store_global(MP_QSTR_set_rate, MP_OBJ_FROM_PTR(&nm_set_rate_obj));
+    mp_store_global(MP_QSTR_bolus, MP_OBJ_FROM_PTR(&nm_bolus_obj));
+    mp_store_global(MP_QSTR_window_steps, MP_OBJ_FROM_PTR(&nm_window_steps_obj));
     MP_DYNRUNTIME_INIT_EXIT
 }

@@ -16,6 +16,8 @@ from elftools.elf.elffile import ELFFile
 from unicorn import Uc, UC_ARCH_ARM, UC_MODE_THUMB, UC_MODE_MCLASS, UC_HOOK_CODE
 from unicorn import arm_const as A
 
+from safety_core.constants import PROGRAM_FIELDS
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(REPO, "build", "armv6m")
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m0plus", "-mthumb", "-Os",
@@ -110,8 +112,15 @@ class EmulatedCore:
         return self.call("sc_init", ADDR_STATE, ustep_volume_pl, ADDR_WHY)[0]
 
     def load_program(self, words):
-        self.uc.mem_write(ADDR_PROG, struct.pack("<7I", *words))
+        words = tuple(words) + (0,) * (PROGRAM_WORDS - len(words))
+        self.uc.mem_write(ADDR_PROG, struct.pack("<%dI" % PROGRAM_WORDS, *words))
         return self.call("sc_load_program", ADDR_STATE, ADDR_PROG, ADDR_WHY)[0]
+
+    def set_rate(self, rate_ul_per_h, until_ul):
+        return self.call("sc_set_rate", ADDR_STATE, rate_ul_per_h, until_ul, ADDR_WHY)[0]
+
+    def bolus(self, kind, amount_ul):
+        return self.call("sc_bolus", ADDR_STATE, kind, amount_ul)[0]
 
     def start(self):
         return self.call("sc_start", ADDR_STATE)[0]
@@ -134,11 +143,51 @@ class EmulatedCore:
         return bytes(self.uc.mem_read(ADDR_STATE, self.state_size))
 
 
-def workload(seed=1, ticks_per_program=7000):
+PROGRAM_WORDS = 14     # sc_program_t: 7 therapy words + 7 dose-limit words (safety_core.h)
+
+
+def workload(seed=1, ticks_per_program=7000, pca_ticks_per_program=40000):
     """Deterministic programs and sensor traces covering every tick path.
 
     Yields ('program', words) then ('tick', (mmhg, air_nl, present, hb)) items,
-    with occasional ('ack', ...) and ('start',) to leave and re-enter faults."""
+    with occasional ('ack', ...) and ('start',) to leave and re-enter faults;
+    then the dose-limit paths (pca_workload)."""
+    for item in continuous_workload(seed, ticks_per_program):
+        yield item
+    for item in pca_workload(seed, pca_ticks_per_program):
+        yield item
+
+
+def pca_workload(seed=1, ticks_per_program=40000):
+    """PCA and profiles: boluses at up to 500 mL/h on a basal, caps that cut them,
+    rate segments ending on a tick, window rolls while a bolus runs (the rolls come
+    every 30,000 ticks, the first at 27,000: the default 3 x 40,000 ticks cover several
+    of them in each state)."""
+    x = seed
+    # (rate, vtbi, kvo, hard min, hard max, occlusion, bubble, max 1 h, max 4 h, bolus,
+    #  bolus rate, lockout s, max boluses/h, flags)
+    programs = (
+        (1000, 60000, 0, 0, 0, 300, 100, 6000, 12000, 1000, 500000, 60, 6, 0),
+        (2000, 8000, 1000, 0, 0, 300, 100, 3000, 0, 500, 100000, 60, 0, 0),
+        (100000, 30000, 0, 0, 0, 300, 100, 0, 0, 0, 500000, 0, 0, 0),
+    )
+    hb = 0
+    for n, words in enumerate(programs):
+        yield ("program", words)
+        for t in range(ticks_per_program):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            if t % 50 == 0:
+                hb += 1
+            if t % 700 == 3:
+                yield ("bolus", (0 if n < 2 else 1, 2000))
+            if n == 2 and t % 1500 == 7:      # a profile: the next segment
+                yield ("set_rate", ((t // 1500) % 5 * 100000 + 100000,
+                                    0 if t > ticks_per_program * 3 // 4 else
+                                    (t // 1500 + 1) * 1000))
+            yield ("tick", (20 + (x % 40), 0, 0, hb))
+
+
+def continuous_workload(seed=1, ticks_per_program=7000):
     x = seed
     rates = (100, 1000, 10000, 100000, 500000)
     for i, rate in enumerate(rates):
@@ -167,7 +216,7 @@ def workload(seed=1, ticks_per_program=7000):
                 yield ("start",)
 
 
-def run_against_host(elf, ticks_per_program=7000):
+def run_against_host(elf, ticks_per_program=7000, pca_ticks_per_program=40000):
     """Drive the emulated core and the cffi host build with the same workload.
 
     Returns (instructions per tick, tick mismatches, final states identical, core)."""
@@ -180,7 +229,8 @@ def run_against_host(elf, ticks_per_program=7000):
     assert core.init(15625) == 0 and lib.sc_init(host, 15625, ffi.NULL) == 0
     counts = []
     mismatches = 0
-    for item in workload(ticks_per_program=ticks_per_program):
+    for item in workload(ticks_per_program=ticks_per_program,
+                         pca_ticks_per_program=pca_ticks_per_program):
         kind = item[0]
         if kind == "program":
             core.pause()
@@ -189,6 +239,9 @@ def run_against_host(elf, ticks_per_program=7000):
             for name, v in zip(("rate_ul_per_h", "vtbi_ul", "kvo_ul_per_h",
                                 "hard_min_rate_ul_per_h", "hard_max_rate_ul_per_h",
                                 "occlusion_limit_mmhg", "bubble_limit_ul"), words):
+                setattr(h_prog, name, v)
+            words = tuple(words) + (0,) * (PROGRAM_WORDS - len(words))
+            for name, v in zip(PROGRAM_FIELDS[7:], words[7:]):
                 setattr(h_prog, name, v)
             assert core.load_program(words) == lib.sc_load_program(host, h_prog, ffi.NULL)
             core.start()
@@ -211,5 +264,10 @@ def run_against_host(elf, ticks_per_program=7000):
         elif kind == "start":
             core.start()
             lib.sc_start(host)
+        elif kind == "bolus":
+            assert core.bolus(*item[1]) == lib.sc_bolus(host, *item[1])
+        elif kind == "set_rate":
+            assert core.set_rate(*item[1]) == lib.sc_set_rate(host, item[1][0], item[1][1],
+                                                               ffi.NULL)
     same_state = core.state_bytes() == bytes(ffi.buffer(host))
     return counts, mismatches, same_state, core

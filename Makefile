@@ -2,7 +2,8 @@
 #   make sim    -- the main job: simulated therapy, report and plot (out/)
 #   make test   -- every test (C builds and checks, sanitizers, pytest incl. MicroPython)
 #   make bench  -- PT-1 (instructions/tick on armv6m under unicorn) and PT-2 (sim speed)
-#   make soak   -- 100,000 hostile service frames at an infusing pump
+#   make soak   -- 100,000 hostile service frames at an infusing pump; >= 10,000
+#                  therapy-hours of the whole-pump state machine
 #   make trace  -- each requirement ID with the tests that name it
 #   make natmod ARCH=armv6m MPY_DIR=<micropython tree>  -- the device native module
 # Each target bootstraps what it needs (.venv, pip install -e .[dev], cffi build,
@@ -92,10 +93,12 @@ typecheck: $(STAMP)
 
 # ---- the two commands ----------------------------------------------------------------
 test: $(STAMP) c-checks typecheck $(CFFI_STAMP)
+	rm -f build/stateful_therapy_hours.txt
 	$(VPY) -m pytest -q -p no:cacheprovider tests
+	@cat build/stateful_therapy_hours.txt 2>/dev/null || true
 
 sim: $(STAMP) $(CFFI_STAMP)
-	$(VPY) -m host_tools.sim_report --scenario picc_occlusion --runtime both
+	$(VPY) -m host_tools.sim_report --scenario $(or $(SCENARIO),picc_occlusion) --runtime both
 
 # ---- figures and traceability ----------------------------------------------------------
 bench: $(STAMP) toolchain $(CFFI_STAMP)
@@ -104,10 +107,12 @@ bench: $(STAMP) toolchain $(CFFI_STAMP)
 	$(VPY) tests/bench/pt8_heap.py
 	$(VPY) tests/bench/pt7_library.py
 	$(VPY) tests/bench/pt6_log_pull.py
+	$(VPY) tests/bench/archive_bench.py
 
 # 100,000 hostile frames at an infusing pump (a short version runs in make test)
 soak: $(STAMP) $(CFFI_STAMP)
 	$(VPY) -m tests.soak_hostile_link --frames 100000
+	$(VPY) -m tests.soak_therapy --hours 10000
 
 trace: $(STAMP)
 	$(VPY) tests/trace.py

@@ -46,6 +46,13 @@ SERVICE_SESSION = const(13)
 SYSTEM_ERROR = const(14)        # firmware exception at boot or in the cycle
 MOTOR_DRIVE = const(15)         # the step generator refused a move (train overrun)
 SOFT_LIMIT_OVERRIDE = const(16)  # a confirmed soft-limit dose is in use (SR-LIB-4)
+# issue 7 (firmware/alarm_checks.py raises these from HAL readings and the volume tracked)
+OCCLUSION_UP = const(17)        # upstream pressure below the limit while delivering
+FREE_FLOW = const(18)           # the cam turns with no step commanded (runaway)
+MOTOR_ENCODER = const(19)       # steps commanded, the cam encoder does not move (stall)
+RESERVOIR_EMPTY = const(20)     # the volume tracked in the bag is used up
+RESERVOIR_LOW = const(21)       # the volume tracked in the bag is low
+SENSOR_RANGE = const(22)        # a pressure sensor reads outside its valid raw range
 
 # id: (name, priority, stops delivery, clear condition)
 TABLE = {
@@ -66,14 +73,48 @@ TABLE = {
     MOTOR_DRIVE: ("SYSTEM ERROR: MOTOR DRIVE", PRIORITY_HIGH, True, CLEAR_ON_RESTART),
     # its cause is the program with the override: gone when replaced or completed
     SOFT_LIMIT_OVERRIDE: ("SOFT LIMIT OVERRIDE", PRIORITY_LOW, False, CLEAR_CAUSE_GONE),
+    # cause gone: upstream pressure back above the limit (clamp opened, new bag)
+    OCCLUSION_UP: ("OCCLUSION UPSTREAM", PRIORITY_HIGH, True, CLEAR_ON_ACK),
+    # cause gone: the encoder no longer moves without steps
+    FREE_FLOW: ("FREE FLOW", PRIORITY_HIGH, True, CLEAR_ON_ACK),
+    # a jammed cam or slipping coupling is a device fault: service, then a restart
+    MOTOR_ENCODER: ("MOTOR/ENCODER FAULT", PRIORITY_HIGH, True, CLEAR_ON_RESTART),
+    # cause gone: app.reservoir_ul set again (new bag) or cleared (None)
+    RESERVOIR_EMPTY: ("RESERVOIR EMPTY", PRIORITY_HIGH, True, CLEAR_ON_ACK),
+    RESERVOIR_LOW: ("RESERVOIR LOW", PRIORITY_MEDIUM, False, CLEAR_CAUSE_GONE),
+    SENSOR_RANGE: ("SYSTEM ERROR: SENSOR", PRIORITY_HIGH, True, CLEAR_ON_RESTART),
 }
 
-# buzzer pattern per priority: (frequency Hz, on ms, period ms)
-_PATTERN = {
-    PRIORITY_HIGH: (880, 500, 1000),
-    PRIORITY_MEDIUM: (660, 300, 3000),
-    PRIORITY_LOW: (440, 150, 15000),
-}
+# A leading underscore makes a const() private to this module: MicroPython folds it into
+# the code, with no global and no qstr on the heap (PT-8, tests/test_micropython_heap.py).
+# Sound and light per priority (IEC 60601-1-8 style), in slots of SLOT_MS from the
+# moment the alarm began to sound, indexed by priority (0 = none).  Built once at import:
+# update() only indexes them (no allocation per cycle).
+#   HIGH:   880 Hz burst of 10 pulses (3 + 2, pause, 3 + 2) every 5 s; red LED fast (2 Hz)
+#   MEDIUM: 660 Hz burst of 3 pulses every 8 s; amber LED slow (0.5 Hz)
+#   LOW:    440 Hz single pulse every 16 s; amber LED steady
+# A slot beyond the burst's bytes is silent.  The board's cycle (100 ms) renders the
+# pulses; the 1 s cycle of the fast simulation samples them.
+SLOT_MS = const(100)
+_BURST = const((b"",
+         b"\x01\x01",
+         b"\x01\x00\x01\x00\x01",
+         b"\x01\x00\x01\x00\x01\x00\x00\x00\x01\x00\x01\x00\x00\x00\x00\x00"
+         b"\x01\x00\x01\x00\x01\x00\x00\x00\x01\x00\x01"))
+_BURST_PERIOD_SLOTS = const((1, 160, 80, 50))
+_TONE_HZ = const((0, 440, 660, 880))
+_LED_PERIOD_SLOTS = const((1, 1, 20, 5))       # LOW steady, MEDIUM 0.5 Hz, HIGH 2 Hz
+_LED_ON_SLOTS = const((0, 1, 10, 3))
+VOLUME_PCT = const(60)                 # normal sound level
+VOLUME_ESCALATED_PCT = const(100)
+
+# Escalation of an unanswered alarm (neither acknowledged nor silenced since it began
+# to sound): after ESCALATE_MS[priority] a LOW alarm sounds the MEDIUM pattern, a
+# MEDIUM one the HIGH pattern, both at full volume; a HIGH one goes to full volume.
+# Logged when it escalates (events.ALARM_ESCALATED, b = the priority of the pattern it
+# now sounds).  An acknowledge or a silence answers it: the sound returns to normal (after
+# a silence the time counts again from its end, and a new escalation is logged again).
+ESCALATE_MS = (0, 600000, 300000, 120000)
 
 
 def name(alarm_id):
@@ -92,15 +133,20 @@ def clear_rule(alarm_id):
 
 
 class AlarmManager:
-    """Active alarms, acknowledge/silence and the buzzer/LED outputs."""
+    """Active alarms, acknowledge/silence, escalation and the buzzer/LED outputs."""
 
     def __init__(self, hal, log):
         self.hal = hal
         self.log = log
-        # alarm id -> [raised_ms, acknowledged, cause_present]
+        # alarm id -> [raised_ms, acknowledged, cause_present, escalated]
         self.active = {}
         self.silenced_until_ms = None
         self._sounding = 0
+        self._sound_top = 0          # the alarm whose pattern plays, and since when
+        self._sound_start_ms = 0
+        self._answered_ms = -ESCALATE_MS[PRIORITY_LOW]  # last silence (start or end)
+        self.volume_pct = 0          # as driven by the last update()
+        self.sound_priority = 0      # pattern played by the last update() (0 = quiet)
 
     def raise_alarm(self, alarm_id, now_ms):
         """Raise (or re-assert the cause of) an alarm; returns True if new."""
@@ -108,7 +154,7 @@ class AlarmManager:
         if entry is not None:
             entry[2] = True
             return False
-        self.active[alarm_id] = [now_ms, False, True]
+        self.active[alarm_id] = [now_ms, False, True, False]
         self.log.append(events.ALARM_RAISED, alarm_id, priority(alarm_id))
         if self.silenced_until_ms is not None and priority(alarm_id) > self._sounding:
             self.silenced_until_ms = None   # a higher priority pre-empts a silence
@@ -147,6 +193,7 @@ class AlarmManager:
         """Silence the sounding alarm for at most 2 minutes (SR-AL-2)."""
         if self._sounding:
             self.silenced_until_ms = now_ms + SILENCE_MAX_MS
+            self._answered_ms = now_ms
             self.log.append(events.ALARM_SILENCED, self.top(), 0)
 
     def _clear(self, alarm_id):
@@ -203,20 +250,50 @@ class AlarmManager:
         return self.blocking_alarm() != 0
 
     def update(self, now_ms):
-        """Drive buzzer and LEDs from the sounding alarm; call every cycle."""
+        """Drive buzzer and LEDs from the sounding alarm; call every cycle.
+
+        Table-driven (_BURST, LED_*), allocation-free: the pattern of the top alarm's
+        priority (or the escalated one) from the moment it began to sound."""
         top = self.top()
         prio = priority(top) if top else 0
         self._sounding = prio
         if self.silenced_until_ms is not None and now_ms >= self.silenced_until_ms:
+            self._answered_ms = self.silenced_until_ms   # unanswered again from here
             self.silenced_until_ms = None
+            self._sound_start_ms = now_ms
+        if top != self._sound_top:
+            self._sound_top = top
+            self._sound_start_ms = now_ms
+        slot = (now_ms - self._sound_start_ms) // SLOT_MS
         hal = self.hal
+        sound = 0
+        volume = 0
         if prio and self.silenced_until_ms is None:
-            freq, on_ms, period_ms = _PATTERN[prio]
-            if now_ms % period_ms < on_ms:
-                hal.buzzer.tone(freq, 100)
+            sound = prio
+            volume = VOLUME_PCT
+            entry = self.active[top]
+            since = entry[0]
+            if self._answered_ms > since:
+                since = self._answered_ms
+            if not entry[1] and now_ms - since >= ESCALATE_MS[prio]:
+                volume = VOLUME_ESCALATED_PCT
+                if sound < PRIORITY_HIGH:
+                    sound += 1
+                if not entry[3]:
+                    entry[3] = True
+                    self.log.append(events.ALARM_ESCALATED, top, sound)
+            else:
+                entry[3] = False
+            burst = _BURST[sound]
+            i = slot % _BURST_PERIOD_SLOTS[sound]
+            if i < len(burst) and burst[i]:
+                hal.buzzer.tone(_TONE_HZ[sound], volume)
             else:
                 hal.buzzer.off()
         else:
             hal.buzzer.off()
-        hal.leds.set(prio == PRIORITY_HIGH, prio == PRIORITY_MEDIUM or prio == PRIORITY_LOW,
-                     prio == 0)
+        self.sound_priority = sound
+        self.volume_pct = volume
+        lit = slot % _LED_PERIOD_SLOTS[prio] < _LED_ON_SLOTS[prio]
+        hal.leds.set(prio == PRIORITY_HIGH and lit,
+                     (prio == PRIORITY_MEDIUM or prio == PRIORITY_LOW) and lit, prio == 0)

@@ -9,9 +9,12 @@ the service port and feeds the watchdog.  It never decides motor steps
 itself: only the safety core does; the application can only stop delivery
 (``core.pause()``) and cut the driver enable line.
 
-Continuous infusion is the one therapy mode of this slice: rate, VTBI, KVO,
-pause/resume, complete -> KVO.  Allocation-free on the per-cycle path except
-when an event is logged.
+Therapy modes (continuous, intermittent, PCA, TPN, step profile, prime, delayed
+start) are small modules behind one interface in firmware/therapy/: the
+application loads a mode's plan into the core, calls ``mode.on_cycle`` once per
+cycle and passes the BOLUS key to the core through ``request_bolus``; it never
+switches over modes.  Allocation-free on the per-cycle path except when an event
+is logged.
 """
 try:
     from micropython import const
@@ -27,9 +30,10 @@ from firmware.eventlog import EventLog
 from firmware.selftest import failures, run_post
 from firmware.keystore import KeyStore
 from firmware.library_store import LibraryStore
+from firmware.progress_store import ProgressStore
 from firmware.service import MODEL, PhysicalConfirm, ServiceServer
 from firmware import ui
-from hal import KEY_DOWN, KEY_RUN_STOP, KEY_SELECT, KEY_SILENCE, KEY_UP  # the one key map
+from hal import KEY_BOLUS, KEY_DOWN, KEY_RUN_STOP, KEY_SELECT, KEY_SILENCE, KEY_UP  # key map
 
 KEY_CLINICIAN = KEY_UP | KEY_DOWN    # pressed together: clinician access
 CLINICIAN_ACCESS_MS = const(60000)   # the programming menu can be opened for 1 min after
@@ -56,6 +60,8 @@ class PumpApp:
     """One pump: a HAL, a safety core, alarms, the event log and the service port."""
 
     therapy = None      # firmware.programming.Plan of a program from the library, else None
+    mode = None         # firmware.therapy.Therapy of the loaded program, None for a basic
+    #                     program_continuous (tests, the simple scenarios)
     menu = None         # firmware.menu.Menu, made when the buttons first open it
     clinician_until_ms = -1   # SPEC 1: the patient never reaches a menu that changes therapy
 
@@ -72,6 +78,9 @@ class PumpApp:
         # service link (issue 6): keys, A/B library slots, SELECT confirms the first keys
         self.keys = KeyStore(hal.storage)
         self.libraries = LibraryStore(hal.storage, self.keys, self.log, MODEL)
+        # SR-TH-5: what runs and what was delivered, on flash (firmware/progress_store.py)
+        self.progress = ProgressStore(hal.storage, hal.clock, board.USTEP_VOLUME_PL,
+                                      self.cycle_ms)
         self.service = ServiceServer(hal.service_port, self, self.log, self.keys,
                                      self.libraries, PhysicalConfirm(hal))
         self.heartbeat = 0
@@ -89,6 +98,10 @@ class PumpApp:
         self.cycles = 0
         self.errors_logged = 0
         self.last_error = None
+        # the bag's volume at programming, uL (None: unknown -> no reservoir alarms)
+        self.reservoir_ul = None
+        from firmware.alarm_checks import AlarmChecks   # the application's alarm conditions
+        self.checks = AlarmChecks(self)
 
     # ---- lifecycle ---------------------------------------------------------
     def now_ms(self):
@@ -106,6 +119,7 @@ class PumpApp:
         if failed:
             self.alarms.raise_alarm(al.SELF_TEST_FAILED, self.now_ms())
         self.set_library(self.libraries.open_active())   # verified, or None (logged)
+        self.progress.boot(self)     # SR-TH-5: an interrupted therapy is shown, not resumed
         self.alarms.update(self.now_ms())
         return self.post_ok
 
@@ -139,6 +153,7 @@ class PumpApp:
         self.alarms.supersede(al.INFUSION_COMPLETE)
         self.alarms.supersede(al.INFUSION_COMPLETE_KVO)
         self.therapy = None                           # program_from_library sets it again
+        self.mode = None                              # program_therapy sets it again
         self.alarms.cause_gone(al.SOFT_LIMIT_OVERRIDE)  # the override's program is replaced
         self.last_phase = self.core.phase
 
@@ -146,6 +161,93 @@ class PumpApp:
         """Clinician access (UP + DOWN together): SELECT opens the programming menu for
         ``CLINICIAN_ACCESS_MS``; without it the patient's SELECT only acknowledges."""
         self.clinician_until_ms = now_ms + CLINICIAN_ACCESS_MS
+
+    # ---- therapy modes (firmware/therapy/) ----------------------------------------------
+    def core_load(self, program):
+        """Load a program (kwargs of SafetyCore.load_program) with IRQs masked; a refusal
+        is logged and raised (sc.ProgramRefused)."""
+        try:
+            irq = self.driver.lock()
+            try:
+                self.core.load_program(**program)
+            finally:
+                self.driver.unlock(irq)
+        except sc.CoreRefused as e:
+            self.log.append(events.PROGRAM_REFUSED, getattr(e, "field_id", 0), e.code)
+            raise
+
+    def core_set_rate(self, rate_ul_per_h, until_ul):
+        """The next segment of a mode: rate until the primary volume until_ul (logged)."""
+        irq = self.driver.lock()
+        try:
+            self.core.set_rate(rate_ul_per_h, until_ul)
+        finally:
+            self.driver.unlock(irq)
+        self.log.append(events.RATE_CHANGED, rate_ul_per_h, until_ul)
+
+    def program_therapy(self, spec):
+        """Program any therapy mode from its spec (firmware/therapy/__init__.py): checked by
+        the mode (therapy.TherapyError) and by the core (sc.ProgramRefused); returns the
+        mode.  The previous program stays in force on a refusal."""
+        from firmware import therapy
+        mode = therapy.make(spec)
+        self._load_mode(mode)
+        return mode
+
+    def _load_mode(self, mode):
+        mode.load(self)
+        program = mode.core_args
+        self.program = (program["rate_ul_per_h"], program["vtbi_ul"], program["kvo_ul_per_h"],
+                        program["occlusion_limit_mmhg"], program["bubble_limit_ul"])
+        self.log.append(events.THERAPY_PROGRAMMED, program["rate_ul_per_h"], program["vtbi_ul"])
+        from firmware.therapy import MODES
+        self.log.append(events.THERAPY_MODE, MODES.index(mode.NAME), len(mode.segments))
+        self.alarms.supersede(al.INFUSION_COMPLETE)
+        self.alarms.supersede(al.INFUSION_COMPLETE_KVO)
+        self.therapy = None
+        self.alarms.cause_gone(al.SOFT_LIMIT_OVERRIDE)
+        self.mode = mode
+        self.reservoir_ul = mode.spec.get("reservoir_ul")
+        self.last_phase = self.core.phase
+
+    def resume_therapy(self, spec, snapshot, delivered_ul):
+        """After a power loss, on the clinician's or patient's confirmation (SR-TH-5): the
+        same therapy without what was already delivered (firmware/resume_screen.py)."""
+        from firmware import therapy
+        mode = therapy.make(spec)
+        mode.resume_from(delivered_ul)
+        if snapshot:
+            mode.granted = snapshot.get("granted", 0)
+            mode.denied = snapshot.get("denied", 0)
+        self._load_mode(mode)
+        return mode
+
+    def request_bolus(self, kind=sc.BOLUS_PATIENT, amount_ul=0):
+        """A bolus press (patient: the BOLUS key) or a clinician bolus: the core grants or
+        denies it (SR-CORE-2); every request and answer is logged.  Returns the code."""
+        self.log.append(events.BOLUS_REQUESTED, kind, amount_ul)
+        irq = self.driver.lock()
+        try:
+            code = self.core.bolus(kind, amount_ul)
+        finally:
+            self.driver.unlock(irq)
+        if code == sc.BOLUS_GRANTED:
+            self.log.append(events.BOLUS_GRANTED, kind, self.core.window_ul())
+        else:
+            self.log.append(events.BOLUS_DENIED, code, kind)
+        if self.mode is not None:
+            self.mode.count_bolus(code)
+        return code
+
+    def early_taper_down(self):
+        """TPN: start the taper down now (the nurse's request); logged."""
+        mode = self.mode
+        if mode is None or not hasattr(mode, "early_taper_down"):
+            from firmware.therapy import TherapyError
+            raise TherapyError("mode", "no taper to bring forward")
+        not_given = mode.early_taper_down(self)
+        self.log.append(events.TAPER_DOWN_EARLY, not_given, mode.total_ul)
+        return not_given
 
     def program_from_library(self, *args, **kw):
         """Program a continuous infusion from the active drug library (SR-TH-3/4, SR-LIB-4):
@@ -163,6 +265,10 @@ class PumpApp:
         blocking = self.alarms.blocking_alarm()
         if blocking:
             raise sc.CoreRefused(sc.ERR_FAULTED, "alarm active: %s" % al.name(blocking))
+        mode = self.mode
+        if mode is not None and mode.delay_pending(self.now_ms()):
+            self.log.append(events.THERAPY_DELAYED, mode.start_delay_s, 0)
+            return                  # mode.on_cycle starts it when the time comes
         resumed = self.core.phase == sc.PHASE_PAUSED
         irq = self.driver.lock()
         try:
@@ -175,6 +281,7 @@ class PumpApp:
         self.log.append(events.THERAPY_RESUMED if resumed else events.THERAPY_STARTED,
                         self.core.delivered_ul(), 0)
         self.last_phase = self.core.phase
+        self.progress.sync(self)         # SR-TH-5: saved on start
 
     def pause(self):
         """Pause delivery (nurse/patient stop)."""
@@ -187,6 +294,7 @@ class PumpApp:
                 self.driver.unlock(irq)
             self.log.append(events.THERAPY_PAUSED, self.core.delivered_ul(), 0)
             self._on_stopped()
+            self.progress.sync(self)     # SR-TH-5: saved on pause
         self.last_phase = self.core.phase
 
     def acknowledge(self):
@@ -260,13 +368,11 @@ class PumpApp:
         phase = core.phase
         if phase != self.last_phase:
             self._on_phase(phase, now)
+        if self.mode is not None:
+            self.mode.on_cycle(self, now)    # next segment, delayed start
+        self.progress.tick(self, now)    # SR-TH-5: saved every 1 mL or 60 s (int compares)
 
-        self._check_hardware(now)
-        if self.paused_since_ms is not None and core.phase == sc.PHASE_PAUSED:
-            # an informational (LOW) alarm such as a soft-limit override does not hide it
-            if now - self.paused_since_ms >= al.PAUSED_TOO_LONG_MS and \
-                    self.alarms.top_priority() <= al.PRIORITY_LOW:
-                self.alarms.raise_alarm(al.PAUSED_TOO_LONG, now)
+        self.checks.run(now)     # door, battery, reservoir, motion, sensors, paused too long
         keys = hal.buttons.poll()
         if keys:
             self._on_keys(keys)
@@ -313,33 +419,7 @@ class PumpApp:
             self.alarms.cause_gone(al.INFUSION_COMPLETE)  # clears on acknowledge
             self.alarms.cause_gone(al.SOFT_LIMIT_OVERRIDE)
         self.last_phase = phase
-
-    def _check_hardware(self, now):
-        hal = self.hal
-        phase = self.core.phase
-        # two compares, not `in (a, b)`: that tuple would be built every cycle
-        delivering = phase == sc.PHASE_RUNNING or phase == sc.PHASE_KVO
-        overruns = hal.stepper.overruns()
-        if overruns != self.last_overruns:     # the step generator refused a move
-            self.last_overruns = overruns
-            self.system_error("step generator refused %d moves" % overruns, al.MOTOR_DRIVE)
-            delivering = False
-        if not hal.door.closed():
-            if self.alarms.raise_alarm(al.DOOR_OPEN, now) and delivering:
-                self.pause()
-        elif self.alarms.is_active(al.DOOR_OPEN):
-            self.alarms.cause_gone(al.DOOR_OPEN)
-        mv = hal.battery.voltage_mv()
-        self.last_battery_mv = mv
-        if mv <= BATTERY_DEPLETED_MV:
-            if self.alarms.raise_alarm(al.BATTERY_DEPLETED, now) and delivering:
-                self.pause()
-        elif self.alarms.is_active(al.BATTERY_DEPLETED):
-            self.alarms.cause_gone(al.BATTERY_DEPLETED)
-        if mv <= BATTERY_LOW_MV:
-            self.alarms.raise_alarm(al.BATTERY_LOW, now)
-        elif self.alarms.is_active(al.BATTERY_LOW):
-            self.alarms.cause_gone(al.BATTERY_LOW)
+        self.progress.sync(self)         # SR-TH-5: fault stop or completion saved
 
     def _on_keys(self, keys):
         menu = self.menu
@@ -363,6 +443,8 @@ class PumpApp:
                 from firmware.menu import Menu
                 menu = self.menu = Menu()
             keys = menu.on_keys(self, keys, self.now_ms())   # the keys it leaves
+        if keys & KEY_BOLUS and self.mode is not None and self.mode.bolus_allowed:
+            self.request_bolus()          # the core decides (lockout, counts, maxima)
         if keys & KEY_RUN_STOP:
             if self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO):
                 self.pause()
@@ -389,6 +471,7 @@ class PumpApp:
             "faults": self.core.faults,
             "downstream_mmhg": self.last_downstream_mmhg,
             "battery_mv": self.last_battery_mv,
+            "battery_min_left": self.checks.battery_min_left,
             "uptime_ms": self.now_ms(),
             "log_seq": self.log.last_seq,
             # the active drug library (0, 0 = none) and the program's drug (0 = basic
@@ -396,4 +479,6 @@ class PumpApp:
             "library_id": self.library.library_id if self.library is not None else 0,
             "library_version": self.library.version if self.library is not None else 0,
             "drug_id": self.therapy.drug_id if self.therapy is not None else 0,
+            "mode": self.mode.NAME if self.mode is not None else "basic",
+            "mode_phase": self.mode.phase_name() if self.mode is not None else "",
         }

@@ -9,10 +9,18 @@ the simulator and the tests use (``PumpApp.program_from_library``), so a
 program made here is checked exactly like any other.
 
 * A dose outside the hard limits is refused on the dose screen with the reason;
-  one outside the soft limits, or 10x / one tenth of the value the screen
-  started from (SR-TH-6), needs a second, explicit SELECT on a warning screen.
-* SR-TH-6: an edited value that is not confirmed within 15 s reverts to the
-  value the screen started from; the menu closes after 2 min without a key.
+  one outside the soft limits needs a second, explicit SELECT on a warning screen.
+* SR-TH-6: a dose, weight or VTBI confirmed at 10x or more / a tenth or less of
+  the value before (the previous program's, else the one the screen started
+  from) needs a second, explicit SELECT on a "CHECK THE ..." screen; logged
+  ENTRY_TENFOLD_WARNED, then ENTRY_TENFOLD_CONFIRMED.
+* SR-TH-6: every value is confirmed with SELECT; an edited value (weight, dose,
+  VTBI) not confirmed within 15 s reverts to the value the screen started from,
+  and a warning screen left 15 s without its confirmation goes back to the
+  value before the edit (ENTRY_EDIT_REVERTED).  The list screens (care area,
+  drug, concentration) only move a cursor: nothing is taken until SELECT.  The
+  menu closes after 2 min without a key.  Keys reach it debounced (one press
+  per physical press: ``hal.devices.DebouncedButtons``), without auto-repeat.
 * Values step by three significant digits (500 -> 501 mg/h, 0.375 -> 0.376
   mcg/kg/min), never finer than the dose one 0.1 mL/h rate step gives, weights
   by 0.1 kg, volumes by three significant digits and at least 0.1 mL.
@@ -32,6 +40,7 @@ except ImportError:  # CPython
 
 import safety_core as sc
 from firmware import druglib as dl
+from firmware import events
 from firmware import programming as pg
 from hal import KEY_DOWN, KEY_RUN_STOP, KEY_SELECT, KEY_SILENCE, KEY_UP  # the one key map
 
@@ -59,6 +68,11 @@ S_ERROR = const(11)
 # what a confirmation screen confirms
 C_TENFOLD = const(1)
 C_SOFT = const(2)
+
+# edited fields (ENTRY_* event argument a)
+F_DOSE = const(1)
+F_WEIGHT = const(2)
+F_VTBI = const(3)
 
 HINT_LIST = "UP/DOWN  SELECT=OK"
 HINT_BACK = "SILENCE=back"
@@ -117,6 +131,11 @@ class Menu:
         self.last_key_ms = 0
         self.lib = None
         self.msg = None
+        self.confirming = 0
+        self.tenfold_field = F_DOSE
+        self.tenfold_value = 0
+        self.tenfold_ref = 0
+        self.dose_ref = 0
 
     # ---- driven by the application ------------------------------------------------
     def on_keys(self, app, keys, now):
@@ -165,11 +184,27 @@ class Menu:
         idle = now - self.last_key_ms
         if idle >= IDLE_CLOSE_MS:
             self.close()
-        elif idle >= EDIT_REVERT_MS and self.value != self.start_value and (
-                self.screen == S_DOSE or self.screen == S_WEIGHT or self.screen == S_VTBI):
-            self.value = self.start_value
-            self.msg = "Unconfirmed change reverted"
-            self._render(app)
+        elif idle >= EDIT_REVERT_MS:
+            s = self.screen
+            if self.value != self.start_value and (
+                    s == S_DOSE or s == S_WEIGHT or s == S_VTBI):
+                self._revert(app, s, self.start_value)
+            elif s == S_CONFIRM:          # a warning not confirmed: the value before
+                f = self.tenfold_field if self.confirming == C_TENFOLD else F_DOSE
+                if f == F_WEIGHT:
+                    self._revert(app, S_WEIGHT, self.start_value)
+                elif f == F_VTBI:
+                    self._revert(app, S_VTBI, self.start_value)
+                else:
+                    self._revert(app, S_DOSE, self.dose_ref)
+
+    def _revert(self, app, screen, value):
+        self.screen = screen
+        self.value = self.start_value = value
+        self.msg = "Unconfirmed change reverted"
+        app.log.append(events.ENTRY_EDIT_REVERTED, F_DOSE if screen == S_DOSE else
+                       F_WEIGHT if screen == S_WEIGHT else F_VTBI, value)
+        self._render(app)
 
     def close(self):
         self.active = False
@@ -199,6 +234,13 @@ class Menu:
     def _set(self, screen, value=0):
         self.screen = screen
         self.value = self.start_value = value
+        self.msg = None
+
+    def _edit(self, screen, value, start):
+        """Back on an edit screen with ``value`` still unconfirmed (reverts to ``start``)."""
+        self.screen = screen
+        self.value = value
+        self.start_value = start
         self.msg = None
 
     def _drug(self, first):
@@ -317,6 +359,8 @@ class Menu:
             except pg.ProgramError as e:
                 self.msg = e.short
                 return
+            if self._tenfold(app, F_WEIGHT, self.value, self.start_value):
+                return
             self.weight_g = self.value
             self._enter_dose(app)
         elif s == S_DOSE:
@@ -326,16 +370,24 @@ class Menu:
             except pg.ProgramError as e:
                 self.msg = e.short              # hard limits, rate outside the pump's
                 return
-            ref = self.dose_ref
-            if ref > 0 and (self.dose >= 10 * ref or self.dose * 10 <= ref):
-                self._confirm(C_TENFOLD)
+            if self._tenfold(app, F_DOSE, self.dose, self.dose_ref):
+                pass
             elif self.plan.soft:
                 self._confirm(C_SOFT)
             else:
                 self.confirm_soft = False
                 self._enter_vtbi(app)
         elif s == S_CONFIRM:
-            if self.confirming == C_TENFOLD and self.plan.soft:
+            f = F_DOSE
+            if self.confirming == C_TENFOLD:
+                f = self.tenfold_field
+                app.log.append(events.ENTRY_TENFOLD_CONFIRMED, f, self.tenfold_value)
+            if f == F_WEIGHT:
+                self.weight_g = self.tenfold_value
+                self._enter_dose(app)
+            elif f == F_VTBI:
+                self._to_summary()
+            elif self.confirming == C_TENFOLD and self.plan.soft:
                 self._confirm(C_SOFT)
             else:
                 self.confirm_soft = self.plan.soft != pg.SOFT_NONE
@@ -346,9 +398,8 @@ class Menu:
             except pg.ProgramError as e:
                 self.msg = e.short
                 return
-            self.vtbi_ul = self.value
-            self.screen = S_SUMMARY
-            self.msg = None
+            if not self._tenfold(app, F_VTBI, self.value, self.start_value):
+                self._to_summary()
         elif s == S_SUMMARY:
             try:
                 self.plan = app.program_from_library(
@@ -364,6 +415,22 @@ class Menu:
     def _confirm(self, what):
         self.confirming = what
         self.screen = S_CONFIRM
+        self.msg = None
+
+    def _tenfold(self, app, field, value, ref):
+        """SR-TH-6: 10x or more / a tenth or less of ``ref`` -> the warning screen, logged."""
+        if ref <= 0 or (value < 10 * ref and value * 10 > ref):
+            return False
+        self.tenfold_field = field
+        self.tenfold_value = value
+        self.tenfold_ref = ref
+        app.log.append(events.ENTRY_TENFOLD_WARNED, field, value)
+        self._confirm(C_TENFOLD)
+        return True
+
+    def _to_summary(self):
+        self.vtbi_ul = self.value
+        self.screen = S_SUMMARY
         self.msg = None
 
     def _enter_vtbi(self, app):
@@ -395,7 +462,15 @@ class Menu:
                 self._set(S_DRUG)
         elif s == S_DOSE:
             self._set(S_WEIGHT, self.weight_g)
-        elif s == S_CONFIRM or s == S_VTBI:
+        elif s == S_CONFIRM:              # the value entered, still unconfirmed
+            f = self.tenfold_field if self.confirming == C_TENFOLD else F_DOSE
+            if f == F_WEIGHT:
+                self._edit(S_WEIGHT, self.tenfold_value, self.start_value)
+            elif f == F_VTBI:
+                self._edit(S_VTBI, self.tenfold_value, self.start_value)
+            else:
+                self._edit(S_DOSE, self.dose, self.dose_ref)
+        elif s == S_VTBI:
             self._set(S_DOSE, self.dose)
         elif s == S_SUMMARY:
             self._set(S_VTBI, self.vtbi_ul)
@@ -459,16 +534,24 @@ class Menu:
         elif s == S_CONFIRM:
             p = self.plan
             if self.confirming == C_TENFOLD:
-                out.append("! CHECK THE DOSE")
-                out.extend(wrap("%s is %s the dose before: confirm?" % (
-                    pg.dose_text(p.dose, p.dose_unit),
-                    "10x or more" if p.dose >= 10 * self.dose_ref else "a tenth or less of"),
-                    WIDTH, 4))
+                f = self.tenfold_field
+                v = self.tenfold_value
+                if f == F_WEIGHT:
+                    what, text = "weight", pg.kg_text(v)
+                elif f == F_VTBI:
+                    what, text = "volume", pg.ml_text(v)
+                else:
+                    what, text = "dose", pg.dose_text(v, p.dose_unit)
+                out.append("! CHECK THE " + what.upper())
+                out.extend(wrap("%s is %s the %s before: confirm?" % (
+                    text, "10x or more" if v >= 10 * self.tenfold_ref else
+                    "a tenth or less of", what), WIDTH, 4))
+                hint = "SILENCE=change " + what
             else:
                 out.append("! SOFT LIMIT")
                 out.extend(wrap(pg.soft_message(p), WIDTH, 4))
+                hint = "SILENCE=change dose"
             out.append("SELECT=confirm")
-            hint = "SILENCE=change dose"
         elif s == S_VTBI:
             out.append(self.drug_name[:WIDTH])
             out.append("Volume to infuse")

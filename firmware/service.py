@@ -16,13 +16,29 @@ reply with a code and never raises into the control cycle.
   accepted only inside a login session, each frame with a fresh sequence number
   and its MAC (``firmware/auth.py``).
 
+Every error reply is also counted for the event log (SR-LOG-1), rate-limited so that
+a flood of bad frames cannot wash the log: the first error of a code is logged at
+once (``SERVICE_FRAME_REJECTED``: the code, the command, 1), then the count of
+further ones at most once per ``REJECT_WINDOW_MS`` per code, and, when a whole
+window passes without one, ``SERVICE_REJECTS_ENDED`` with the episode's total.
+Counting is a few list-element increments (no allocation); a flood of any length
+writes at most one record per error code per minute plus one at each end.
+
 The wire formats are in ``docs/SERVICE_LINK.md``.  With no frame waiting, no key
-prompt up and no session open, ``poll()`` allocates nothing.
+prompt up, no session open and no episode of rejected frames open, ``poll()``
+allocates nothing.
 """
 import struct
 
 import safety_core as sc
+from firmware import events
 from firmware import protocol as p
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
 
 MAX_READ_PER_POLL = 2048          # bytes per cycle: bounded work
 FIRMWARE_VERSION = "0.1.0"
@@ -30,6 +46,8 @@ MODEL = "AMB-PUMP-1"
 LOG_RECORDS_PER_FRAME = 30        # 30 x 32 B = 960 B payload, under MAX_BODY
 DEFAULT_SERIAL = "UNSET"          # a board without a SERIAL constant
 KEY_SELECT = 2                    # hal.KEY_SELECT
+REJECT_WINDOW_MS = const(60000)   # at most one SERVICE_FRAME_REJECTED per error code per window
+_REJECT_KINDS = const(11)         # protocol.E_* 1..10; 0 counts any other code
 
 
 def therapy_active(phase):
@@ -118,21 +136,34 @@ class ServiceServer:
         self.pending_keys = None      # (tech key, fleet key, deadline ms) awaiting SELECT
         self.key_prompt = 0           # service_admin.KP_*
         self.serial = getattr(app.hal.board, "SERIAL", None) or DEFAULT_SERIAL
+        self.command = 0              # command of the frame being answered (0: undecodable)
+        self.rejected = 0             # error replies since boot
+        # rejected frames per error code (index = E_* code, 0 = any other), four lists
+        # allocated at the first error reply: count since the last record of that code,
+        # total of its open episode (0 = none open), ms of its last record, command of
+        # the latest such frame
+        self._rej = None
+        self._rej_open = 0            # episodes open
+        self._rej_due = 0             # ms when the earliest open window ends
 
     def poll(self):
         if self.pending_keys is not None or (self.auth is not None and
                                              self.auth.session is not None):
             from firmware import service_admin
             service_admin.tick(self)  # the key prompt's SELECT or timeout; idle session
+        if self._rej_open:
+            self._reject_tick(self.app.hal.clock.ticks_ms())
         data = self.port.read(MAX_READ_PER_POLL)
         if not data:
             return
         for item in self.decoder.feed(data):
             if isinstance(item, p.FrameError):
                 self.frames_bad += 1
+                self.command = 0
                 self._error(item.request_id, item.code, item.message)
                 continue
             request_id, code, payload = item
+            self.command = code
             try:
                 self._dispatch(request_id, code, payload)
                 self.frames_ok += 1
@@ -145,6 +176,64 @@ class ServiceServer:
 
     def _error(self, request_id, err_code, message):
         self.port.write(p.encode_frame(request_id, p.ERROR, p.error_payload(err_code, message)))
+        self._rejected(err_code)
+
+    # ---- rejected frames in the log (SR-LOG-1), rate-limited -------------------------------
+    def _rejected(self, err_code):
+        """Count one error reply; log it at once when it opens an episode of its code."""
+        self.rejected += 1
+        if self._rej is None:
+            self._rej = ([0] * _REJECT_KINDS, [0] * _REJECT_KINDS, [0] * _REJECT_KINDS,
+                         [0] * _REJECT_KINDS)
+        count, totals, since, cmd = self._rej
+        k = err_code if 0 < err_code < _REJECT_KINDS else 0
+        cmd[k] = self.command
+        if totals[k]:
+            totals[k] += 1
+            count[k] += 1
+            return
+        now = self.app.hal.clock.ticks_ms()
+        totals[k] = 1
+        since[k] = now
+        if not self._rej_open:
+            self._rej_due = now + REJECT_WINDOW_MS
+        self._rej_open += 1
+        self._log(events.SERVICE_FRAME_REJECTED, err_code | self.command << 8, 1)
+
+    def _reject_tick(self, now):
+        """Every poll while an episode is open: at the end of a code's window, its count
+        since the last record; after a window with none, the end of its episode."""
+        if now < self._rej_due:
+            return
+        count, totals, since, cmd = self._rej
+        due = 0
+        for k in range(_REJECT_KINDS):
+            total = totals[k]
+            if not total:
+                continue
+            end = since[k] + REJECT_WINDOW_MS
+            if now >= end:
+                n = count[k]
+                if n:
+                    count[k] = 0
+                    since[k] = now
+                    end = now + REJECT_WINDOW_MS
+                    self._log(events.SERVICE_FRAME_REJECTED, k | cmd[k] << 8, n)
+                else:
+                    totals[k] = 0
+                    self._rej_open -= 1
+                    if total > 1:
+                        self._log(events.SERVICE_REJECTS_ENDED, k, total)
+                    continue
+            if not due or end < due:
+                due = end
+        self._rej_due = due
+
+    def _log(self, etype, a, b):
+        try:
+            self.log.append(etype, a, b)
+        except Exception:             # a failing log is not the link's failure
+            pass
 
     def _dispatch(self, request_id, code, payload):
         if code == p.IDENTIFY:

@@ -8,8 +8,9 @@ pump nobody services never loads this code (PT-8):
 * KEY_PROVISION: the first keys, only while the pump has none, stored when SELECT
   is pressed on the pump within ``CONFIRM_MS`` of the prompt, refused otherwise.
 * LOGIN_CHALLENGE / LOGIN: ``firmware/auth.py``; a failed answer is logged
-  (SERVICE_LOGIN 0) and counts towards the lockout; a good one opens a session
-  (SERVICE_LOGIN 1, LOW alarm SERVICE SESSION while it lasts).
+  (SERVICE_LOGIN 0, and SERVICE_LOCKOUT when it starts a lockout) and counts
+  towards the lockout; a good one opens a session (SERVICE_LOGIN 1, LOW alarm
+  SERVICE SESSION while it lasts).
 * Writes: refused with NOT_AUTHORISED and a message ("log in first", "session
   expired", "replayed frame", "frame MAC mismatch") unless ``auth.check_write``
   accepts the frame; then run and logged (SERVICE_COMMAND code, result), except
@@ -17,6 +18,11 @@ pump nobody services never loads this code (PT-8):
 * The library load: LIBRARY_LOAD (begin/resume) -> LIBRARY_CHUNK ... ->
   LIBRARY_COMMIT through ``firmware/library_store.py``; refused while a therapy
   is in progress; after a commit ``app.set_library`` gets the new library.
+  Every refusal of the library itself is logged LIBRARY_REJECTED (reason, id):
+  by the store for what it verifies, here for a LIBRARY_LOAD refused before any
+  byte (size, no fleet key) and a commit whose slot cannot be read back.
+* Every error reply, whatever else is logged, is also counted in the
+  rate-limited SERVICE_FRAME_REJECTED records (``ServiceServer._rejected``).
 
 Reply formats: ``docs/SERVICE_LINK.md``.  Portable (MicroPython + CPython).
 """
@@ -181,7 +187,11 @@ def login(srv, request_id, payload):
     result = auth.answer(payload[:au.NONCE_SIZE], payload[au.NONCE_SIZE:])
     if not result[0]:
         if result[2]:
-            srv.log.append(events.SERVICE_LOGIN, 0, srv.keys.failures)
+            failures = srv.keys.failures
+            srv.log.append(events.SERVICE_LOGIN, 0, failures)
+            wait = au.lockout_s(failures)
+            if wait:
+                srv.log.append(events.SERVICE_LOCKOUT, wait, failures)
         return _fail(srv, request_id, p.E_NOT_AUTHORISED, result[1])
     session = result[1]
     if previous is not None:
@@ -339,9 +349,15 @@ def _library(srv, request_id, code, body):
         err = p.E_REFUSED if e.refused else p.E_BAD_ARGS
         if e.reason == R_STORAGE:
             err = p.E_STORAGE
+        if code == p.LIBRARY_LOAD and e.refused:
+            # refused before any byte (size, no fleet key): the store logs only what it
+            # verifies, so the refusal of the announced library is logged here
+            store._reject(e.reason, 0, e.message)
         return _fail(srv, request_id, err, e.message)
     except OSError as e:
         store.abort()
+        if code == p.LIBRARY_COMMIT:          # the new slot could not be read back
+            store._reject(R_STORAGE, 0, "flash error while verifying: %s" % (e,))
         return _fail(srv, request_id, p.E_STORAGE, "flash error: %s: the previous library "
                      "stays active" % (e,))
     srv.app.set_library(lib)

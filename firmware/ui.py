@@ -2,7 +2,8 @@
 
 Owns what the patient and nurse read: state and the active drug library
 (SR-LIB-4), the drug and its dose in the drug's unit, rate with its unit, volume
-delivered of the VTBI, the sounding alarm, pressure and battery; while the
+delivered of the VTBI, the sounding alarm, pressure and the battery time
+remaining (``firmware/alarm_checks.py`` estimates it); while the
 nurse programs, the menu's screen (``firmware/menu.py``) with the alarm line.
 Pure formatting: integer arithmetic only, no unit ever implied (SR-TH-3).
 
@@ -42,6 +43,11 @@ def ml(value_ul):
 
 def ml_per_h(value_ul_per_h):
     return "%d.%d mL/h" % (value_ul_per_h // 1000, (value_ul_per_h % 1000) // 100)
+
+
+def battery_text(mmhg, min_left):
+    """Pressure and the battery time remaining (SR-AL-1), e.g. 'P 12 mmHg B 71h05m'."""
+    return "P %d mmHg B %dh%02dm" % (mmhg, min_left // 60, min_left % 60)
 
 
 def _fit(text):
@@ -133,8 +139,11 @@ def render(app):
         n = _put(lines, n, "No program")
     n = _alarm_line(app, lines, n)
     mmhg = app.last_downstream_mmhg
-    mv = app.last_battery_mv
-    if _changed(_SENSE, mmhg, mv):
-        texts[_SENSE] = _fit("P %d mmHg B %d mV" % (mmhg, mv))
+    left = app.checks.battery_min_left
+    if left is None:                          # no battery reading yet: the voltage
+        if _changed(_SENSE, mmhg, -app.last_battery_mv - 1):
+            texts[_SENSE] = _fit("P %d mmHg B %d mV" % (mmhg, app.last_battery_mv))
+    elif _changed(_SENSE, mmhg, left):
+        texts[_SENSE] = _fit(battery_text(mmhg, left))
     n = _put(lines, n, texts[_SENSE])
     return _end(lines, n)

@@ -66,7 +66,7 @@ FIRMWARE_EXCLUDED = ("firmware/main.py",)
 # Never on a device image, whatever the board (checked by build_image and the tests).
 HOST_ONLY_PREFIXES = ("sim/", "hal/sim/", "host_tools/", "tests/", "safety_core/src/",
                       "safety_core/include/", "safety_core/natmod/", "safety_core/_build_cffi",
-                      "safety_core/_sc_cffi")
+                      "safety_core/_sc_cffi", "safety_core/cffi_core")
 MPY_VERSION_MAJOR = 6
 
 
@@ -95,7 +95,7 @@ def device_sources(board, repo=REPO):
         raise ImageError("unknown board %r (known: %s)" % (board, ", ".join(sorted(BOARDS))))
     backend = BOARDS[board][0]
     out = []
-    for folder in ("firmware", "hal", backend):
+    for folder in ("firmware", "firmware/therapy", "hal", backend):
         for name in sorted(os.listdir(os.path.join(repo, folder))):
             rel = folder + "/" + name
             if (name.endswith(".py") and rel not in FIRMWARE_EXCLUDED

@@ -72,6 +72,12 @@ def _alarm_fields(alarm_id):
     return {"alarm_id": alarm_id, "alarm_name": al.name(alarm_id)}
 
 
+def _result_fields(code):
+    """``result_code`` and ``result``: 0 done, else the protocol error's name (E_*)."""
+    return {"result_code": code,
+            "result": "done" if code == 0 else protocol.ERROR_NAMES.get(code, "ERROR_%d" % code)}
+
+
 def _decode_args(etype, a, b):
     """Named fields (units in the names) of one record's arguments a, b."""
     E = events
@@ -87,7 +93,8 @@ def _decode_args(etype, a, b):
         return {"delivered_ul": a, "kvo_follows": bool(b)}
     if etype == E.PROGRAM_REFUSED:
         return {"field_id": a, "refusal_code": b}
-    if etype == E.ALARM_RAISED:
+    if etype in (E.ALARM_RAISED, getattr(E, "ALARM_ESCALATED", 34)):
+        # escalated: b = the priority of the pattern it now sounds
         d = _alarm_fields(a)
         d["alarm_priority"] = al.PRIORITY_NAMES[b] if 0 <= b < len(al.PRIORITY_NAMES) \
             else str(b)
@@ -108,9 +115,9 @@ def _decode_args(etype, a, b):
         d["login_counter" if a == 1 else "failures_in_a_row"] = b
         return d
     if etype == E.SERVICE_COMMAND:
-        return {"command_code": a, "command": _COMMAND_NAMES.get(a, "COMMAND_0x%02x" % a),
-                "result_code": b,
-                "result": "done" if b == 0 else protocol.ERROR_NAMES.get(b, "ERROR_%d" % b)}
+        d = {"command_code": a, "command": _COMMAND_NAMES.get(a, "COMMAND_0x%02x" % a)}
+        d.update(_result_fields(b))
+        return d
     if etype == E.CLOCK_SET:
         return {"old_rtc_s": _u32(a), "new_rtc_s": _u32(b)}
     if etype == E.ERROR:
@@ -133,6 +140,20 @@ def _decode_args(etype, a, b):
         return d
     if etype == getattr(E, "LOG_SEGMENT_RECYCLED", 90):
         return {"first_kept_seq": _u32(a), "segment_index": b}
+    if etype == getattr(E, "SERVICE_FRAME_REJECTED", 100):
+        # rate-limited error replies (firmware/service.py, docs/SERVICE_LINK.md section 9)
+        err, cmd = _u32(a) & 0xFF, (_u32(a) >> 8) & 0xFF
+        d = {"command_code": cmd, "command": _COMMAND_NAMES.get(cmd, "COMMAND_0x%02x" % cmd)
+             if cmd else "UNDECODED"}           # command 0: the frame could not be decoded
+        d.update(_result_fields(err))
+        d["frames"] = b
+        return d
+    if etype == getattr(E, "SERVICE_REJECTS_ENDED", 101):
+        d = _result_fields(a)
+        d["frames"] = b
+        return d
+    if etype == getattr(E, "SERVICE_LOCKOUT", 102):
+        return {"lockout_s": a, "failures_in_a_row": b}
     if etype == E.LIBRARY_CHECK_REFUSED:
         return {"reason_code": a, "reason": programming.REASON_NAMES[a]
                 if 0 < a < len(programming.REASON_NAMES) else "REASON_%d" % a,
@@ -148,7 +169,7 @@ DECODED_COLUMNS = [
     "reason", "login_ok", "login_counter", "failures_in_a_row", "command_code", "command",
     "result_code", "result", "old_rtc_s", "new_rtc_s", "error_bits", "errors", "keys",
     "keys_how", "logout_reason", "writes", "soft_side", "dose_unit", "dose_scaled", "dose",
-    "first_kept_seq", "segment_index",
+    "first_kept_seq", "segment_index", "frames", "lockout_s",
 ]
 BASE_COLUMNS = ["seq", "event", "type", "rtc_utc", "rtc_s", "mono_ms", "a", "b", "link"]
 CSV_COLUMNS = BASE_COLUMNS + DECODED_COLUMNS

@@ -200,7 +200,10 @@ def _make_backend(name):
         from safety_core.reference import ReferenceCore
         return ReferenceCore()
     if name == "cffi":
-        from safety_core.cffi_core import CffiCore
+        try:        # host only: never in a device image (ImportError = not available)
+            from safety_core.cffi_core import CffiCore
+        except ImportError:
+            raise
         return CffiCore()
     if name == "native":
         from safety_core.native import NativeCore

@@ -4,9 +4,21 @@ Owns virtual time and all physics state.  The sim HAL backend (``hal/sim``)
 only reads and writes this object: the stepper hands over the microsteps for
 the next period (``command_steps``), the scenario or virtual pump calls
 ``advance(dt_ms)``, the sensors read noisy ADC codes from it.  Scenario hooks
-(``clamp``, ``inject_bubble``, ``open_door``) change the world, never the
-firmware.  Cost per ``advance`` is constant (closed-form physics).
+(``clamp``, ``inject_bubble``, ``open_door``) and the fault injections of the
+alarm tests (``block_upstream``, ``jam_cam``, ``free_flow``, ``stick_pressure``)
+change the world, never the firmware.  Cost per ``advance`` is constant
+(closed-form physics).  With no injection active the world behaves exactly as
+without them: the upstream sensor has its own noise stream (integer arithmetic,
+so reading it every cycle allocates nothing on MicroPython) and the downstream
+one's sequence is unchanged by how often the firmware reads upstream (the first two
+upstream reads, the power-on self test's, still draw from the shared stream).
 """
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
 from sim.air import AirPath
 from sim.battery import Battery
 from sim.fluid_line import FluidLine
@@ -14,20 +26,27 @@ from sim.mechanism import Mechanism
 from sim.noise import Noise
 from sim.presets import PRESETS
 
+# A leading underscore makes a const() private to this module: MicroPython folds it into
+# the code, with no global and no qstr on the heap (PT-8, tests/test_micropython_heap.py).
 # pressure transducer: 12-bit ADC, 400 counts at 0 mmHg, 0.4 mmHg per count
 # (the board file of the sim holds the same calibration the firmware uses)
-ADC_OFFSET_COUNTS = 400
-ADC_MMHG_PER_COUNT = 0.4
-ADC_MAX = 4095
-NOISE_MMHG = 2.0          # 1 sigma, force-sensor + ADC noise
-UPSTREAM_MMHG = 0.0       # reservoir bag at pump height
-MAX_USTEP_RATE_HZ = 20000.0   # PIO step generator ceiling (500 mL/h needs ~8.9 kHz)
+_ADC_OFFSET_COUNTS = const(400)
+_ADC_MMHG_PER_COUNT = const(0.4)
+_ADC_MAX = const(4095)
+_NOISE_MMHG = const(2.0)          # 1 sigma, force-sensor + ADC noise
+_UPSTREAM_MMHG = const(0.0)       # reservoir bag at pump height
+_MAX_USTEP_RATE_HZ = const(20000.0)   # PIO step generator ceiling (500 mL/h needs ~8.9 kHz)
+# upstream occlusion (closed upstream clamp / empty bag): the cam pulls a vacuum in the
+# pumping segment, until the tube collapses; nothing then reaches the downstream line
+_UPSTREAM_COMPLIANCE_UL_PER_MMHG = const(0.5)
+_UPSTREAM_COLLAPSE_MMHG = const(-120.0)
+_UPSTREAM_NOISE_SEED = const(0x5EED)       # the upstream sensor's own noise stream
 
 
 class World:
     """Physics and virtual time for one simulated pump."""
 
-    def __init__(self, preset="picc", seed=1, stroke_error=0.0, noise_mmhg=NOISE_MMHG,
+    def __init__(self, preset="picc", seed=1, stroke_error=0.0, noise_mmhg=_NOISE_MMHG,
                  battery_soc=1.0, encoder_pulses_per_rev=1):
         if preset not in PRESETS:
             raise ValueError("unknown line preset %r (choose %s)" %
@@ -51,6 +70,19 @@ class World:
         self.flow_ml_per_h = 0.0
         self.air_passed_nl = 0        # not yet read by the air sensor
         self.air_stuck = False        # fault injection: detector output stuck
+        # fault injections (alarm tests, issue 7): all off by default
+        self.upstream_blocked = False  # closed upstream clamp or empty bag
+        self.upstream_mmhg = _UPSTREAM_MMHG
+        self.cam_jammed = False       # motor turns, the cam does not (jam / slipping coupling)
+        self.free_flow_usteps_per_s = 0   # the cam turns by itself (runaway / back-driven)
+        self.pressure_stuck_down = None   # ADC code the downstream sensor is stuck at
+        self.pressure_stuck_up = None
+        self.noise_up = Noise(seed + _UPSTREAM_NOISE_SEED)
+        # the first reads of the upstream sensor (the power-on self test's two) draw from
+        # the shared stream, as before issue 7, so every recorded scenario stays identical
+        self._up_shared_reads = 2
+        self._up_counts = int(_UPSTREAM_MMHG / _ADC_MMHG_PER_COUNT)
+        self._up_sigma_counts = int(noise_mmhg / _ADC_MMHG_PER_COUNT + 0.5)
 
     # ---- hooks used by the sim HAL ------------------------------------------
     def command_steps(self, steps, period_ms):
@@ -79,14 +111,49 @@ class World:
     def open_door(self, is_open=True):
         self.door_closed = not is_open
 
+    # ---- fault injection (issue 7: one per SR-AL-1 alarm the application detects) -----
+    def block_upstream(self, blocked=True):
+        """Close (True) / open (False) an upstream clamp, or hang an empty bag / a new one:
+        the cam pulls a vacuum in the pumping segment; on release the bag refills it."""
+        self.upstream_blocked = bool(blocked)
+        if not blocked:
+            self.upstream_mmhg = _UPSTREAM_MMHG
+            self._up_counts = int(_UPSTREAM_MMHG / _ADC_MMHG_PER_COUNT)
+
+    def jam_cam(self, jammed=True):
+        """The motor steps but the cam does not turn (jammed cam, slipping coupling)."""
+        self.cam_jammed = bool(jammed)
+
+    def free_flow(self, usteps_per_s):
+        """The cam turns by itself at ``usteps_per_s`` (0 stops it): fluid runs free."""
+        self.free_flow_usteps_per_s = usteps_per_s
+
+    def stick_pressure(self, which, code):
+        """Pressure sensor ``"down"`` or ``"up"`` stuck at ADC ``code`` (None: healthy)."""
+        if which == "down":
+            self.pressure_stuck_down = code
+        else:
+            self.pressure_stuck_up = code
+
     # ---- time ----------------------------------------------------------------------
     def advance(self, dt_ms):
         """Apply the commanded steps over ``dt_ms`` and move time on."""
         steps = self.pending_steps
         self.pending_steps = 0
         dt_s = dt_ms / 1000.0
-        pumped = self.mechanism.move(steps) if steps else 0.0
+        turn = steps
+        if self.cam_jammed:
+            turn = 0
+        if self.free_flow_usteps_per_s:
+            turn += self.free_flow_usteps_per_s * dt_ms // 1000
+        pumped = self.mechanism.move(turn) if turn else 0.0
         self.steps_total += steps
+        if self.upstream_blocked and pumped:
+            # the segment empties into a vacuum: nothing goes downstream
+            up = self.upstream_mmhg - pumped / _UPSTREAM_COMPLIANCE_UL_PER_MMHG
+            self.upstream_mmhg = up if up > _UPSTREAM_COLLAPSE_MMHG else _UPSTREAM_COLLAPSE_MMHG
+            self._up_counts = int(self.upstream_mmhg / _ADC_MMHG_PER_COUNT)
+            pumped = 0.0
         if self.air.bubbles:
             self.air_passed_nl += int(self.air.move(pumped) * 1000.0)
         to_patient = self.line.step(pumped, dt_s)
@@ -94,7 +161,7 @@ class World:
         self.delivered_to_patient_ul += to_patient
         self.flow_ml_per_h = to_patient * 3.6 / dt_s
         # motor duty: fraction of the 20 kHz maximum microstep rate in use
-        duty = steps / (dt_s * MAX_USTEP_RATE_HZ)
+        duty = steps / (dt_s * _MAX_USTEP_RATE_HZ)
         self.battery.draw(dt_s, duty if duty < 1.0 else 1.0)
         self.t_ms += dt_ms
 
@@ -104,17 +171,31 @@ class World:
         return self.line.pressure_mmhg
 
     def _adc(self, mmhg):
-        code = int(ADC_OFFSET_COUNTS + (mmhg + self.noise.gauss(self.noise_mmhg))
-                   / ADC_MMHG_PER_COUNT + 0.5)
+        code = int(_ADC_OFFSET_COUNTS + (mmhg + self.noise.gauss(self.noise_mmhg))
+                   / _ADC_MMHG_PER_COUNT + 0.5)
         if code < 0:
             return 0
-        return ADC_MAX if code > ADC_MAX else code
+        return _ADC_MAX if code > _ADC_MAX else code
 
     def pressure_adc_down(self):
+        if self.pressure_stuck_down is not None:
+            return self.pressure_stuck_down
         return self._adc(self.line.pressure_mmhg)
 
     def pressure_adc_up(self):
-        return self._adc(UPSTREAM_MMHG)
+        """Upstream ADC code: integer arithmetic only (the firmware reads it every cycle)."""
+        if self.pressure_stuck_up is not None:
+            return self.pressure_stuck_up
+        if self._up_shared_reads:
+            self._up_shared_reads -= 1
+            return self._adc(self.upstream_mmhg)
+        n = self.noise_up
+        s = ((n.next_u32() >> 24) + (n.next_u32() >> 24) + (n.next_u32() >> 24) +
+             (n.next_u32() >> 24) - 510)           # Irwin-Hall of 4 bytes: sigma ~148
+        code = _ADC_OFFSET_COUNTS + self._up_counts + s * self._up_sigma_counts // 148
+        if code < 0:
+            return 0
+        return _ADC_MAX if code > _ADC_MAX else code
 
     @property
     def air_present(self):

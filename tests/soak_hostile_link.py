@@ -22,7 +22,11 @@ in a seeded random mix:
 Verdict: no exception reached the control cycle (no ERROR event, ``app.last_error`` None),
 no therapy interruption (RUNNING every cycle, no alarm above LOW), delivery on schedule
 (the core's delivered volume equals rate x time within one microstep, and the mechanism
-moved it), every well-formed request answered exactly once with its request id.
+moved it), every well-formed request answered exactly once with its request id, and the
+flood did not wash the event log (SR-LOG-1): after the flood the pump runs on for two
+rate-limit windows, then the rate-limited records (SERVICE_FRAME_REJECTED,
+SERVICE_REJECTS_ENDED) account for every error reply the host received, and there are at
+most three more of them per error code than minutes of flood.
 
     python -m tests.soak_hostile_link --frames 100000      (make soak)
 """
@@ -36,6 +40,7 @@ import safety_core as sc
 from firmware import alarms as al
 from firmware import eventlog, events
 from firmware import protocol as p
+from firmware import service
 from tests.mpy import svc_client as sv
 
 RATE_UL_PER_H = 10000
@@ -175,6 +180,10 @@ class Soak:
                 break
             self._cycle()
         self._cycle()
+        self.flood_ms = b.world.t_ms - self.start_ms
+        # two rate-limit windows more: the last counts and the ends of the episodes logged
+        for _ in range(2 * service.REJECT_WINDOW_MS // b.cycle_ms + 1):
+            self._cycle()
         self.wall_s = time.monotonic() - t0
         return self.verdict()
 
@@ -184,8 +193,14 @@ class Soak:
         elapsed_ms = b.world.t_ms - self.start_ms
         expected_nl = RATE_UL_PER_H * elapsed_ms // 3600          # uL/h * ms / 3600 = nL
         delivered_nl = app.core.delivered_nl() - self.start_nl
-        crashes = [r for r in (eventlog.decode(raw) for raw in app.log.read(1, 1000000))
-                   if r[1] == events.ERROR]
+        records = [eventlog.decode(raw) for raw in app.log.read(1, 1000000)]
+        crashes = [r for r in records if r[1] == events.ERROR]
+        by_type = {}
+        for r in records:
+            name = events.name(r[1])
+            by_type[name] = by_type.get(name, 0) + 1
+        rejected = [r for r in records if r[1] == events.SERVICE_FRAME_REJECTED]
+        ended = [r for r in records if r[1] == events.SERVICE_REJECTS_ENDED]
         return {
             "frames": sum(self.sent.values()), "sent": dict(sorted(self.sent.items())),
             "error_replies": dict(sorted(self.errors.items())),
@@ -197,12 +212,27 @@ class Soak:
             "pumped_ul": b.world.pumped_ul - self.start_pumped_ul,
             "answered": self.answered, "unanswered": len(self.outstanding),
             "answered_twice": self.unexpected,
+            "log_records": dict(sorted(by_type.items())),
+            "flood_minutes": (self.flood_ms + 59999) // 60000,
+            "error_codes": len(set(r[4] & 0xFF for r in rejected)),
+            "error_replies_total": sum(n for k, n in self.errors.items()
+                                       if k != "garbled reply"),
+            "rejection_records": len(rejected) + len(ended),
+            "rejections_logged": sum(r[5] for r in rejected),
+            "rejections_ended": sum(r[5] for r in ended),
         }
+
+
+def log_bounded(v):
+    """Every error reply accounted for in a bounded number of rate-limited records."""
+    return (v["rejections_logged"] == v["error_replies_total"] == v["rejections_ended"] and
+            v["rejection_records"] <= v["error_codes"] * (v["flood_minutes"] + 3))
 
 
 def ok(v):
     return (v["crashes"] == 0 and v["interruptions"] == 0 and v["unanswered"] == 0 and
-            v["answered_twice"] == 0 and abs(v["delivered_nl"] - v["expected_nl"]) <= 16)
+            v["answered_twice"] == 0 and abs(v["delivered_nl"] - v["expected_nl"]) <= 16 and
+            log_bounded(v))
 
 
 def report(v):
@@ -215,6 +245,10 @@ def report(v):
                                                 v["unanswered"], v["answered_twice"]))
     print("  delivery: %.3f mL by the core vs %.3f mL scheduled (10 mL/h); mechanism moved "
           "%.3f mL" % (v["delivered_nl"] / 1e6, v["expected_nl"] / 1e6, v["pumped_ul"] / 1e3))
+    print("  event log: %d error replies in %d rate-limited records over %d min of flood "
+          "(%d error codes); %s" % (v["error_replies_total"], v["rejection_records"],
+                                   v["flood_minutes"], v["error_codes"],
+                                   ", ".join("%s %d" % kv for kv in v["log_records"].items())))
     print("  verdict: %s" % ("PASS" if ok(v) else "FAIL"))
 
 

@@ -10,20 +10,65 @@ After every step the invariants that no sequence may break are checked:
 * an alarm that stops delivery is never active while the core delivers (SR-AL-1);
 * every latched core fault has its alarm (SR-CORE-8), silence never exceeds 2 min (SR-AL-2);
 * after a power cut the pump does not resume by itself (SR-TH-5, first part);
-* the event log stays readable, every record verified, sequence contiguous (SR-LOG-3).
+* the event log stays readable, every record verified, sequence contiguous (SR-LOG-3);
+* every therapy mode (SR-TH-1) with bouncy BOLUS presses: never above the rolling-hour
+  cap or the PCA maxima of the loaded program (an independent sliding sum of what the
+  motor did), granted patient boluses never inside the lockout (SR-CORE-2);
+* every active alarm was logged when raised (SR-AL-2).
+
+The simulated therapy time (hours with the core delivering) is summed over the run
+and written to build/stateful_therapy_hours.txt; `make test` prints it, `make soak`
+runs the machine for >= 10,000 therapy-hours (tests/soak_therapy.py).
 """
+import os
 from hypothesis import event, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import hal
 import safety_core as sc
 from firmware import alarms as al
-from firmware import eventlog
+from firmware import eventlog, events
 from firmware.app import PumpApp
 from hal.sim import RamStorage, make_sim_hal
 from sim.world import World
 
 DELIVERING = (sc.PHASE_RUNNING, sc.PHASE_KVO)
+HOURS_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "build", "stateful_therapy_hours.txt")
+THERAPY_SECONDS = [0]        # summed over every example of the session
+
+
+def record_therapy_hours():
+    os.makedirs(os.path.dirname(HOURS_FILE), exist_ok=True)
+    with open(HOURS_FILE, "w") as f:
+        f.write("stateful whole-pump test: %.1f therapy-hours simulated\n"
+                % (THERAPY_SECONDS[0] / 3600.0))
+
+
+# mode specs a clinician might enter (valid and not), SR-TH-1
+mode_specs = st.one_of(
+    st.builds(lambda dose, rate, interval, doses: {
+        "mode": "intermittent", "dose_ul": dose * 1000, "dose_rate_ul_per_h": rate * 10000,
+        "interval_s": interval * 600, "doses": doses, "kvo_ul_per_h": 3000},
+        st.integers(1, 100), st.integers(1, 30), st.integers(1, 12), st.integers(1, 4)),
+    st.builds(lambda basal, bolus, lockout, per_h, cap: {
+        "mode": "pca", "basal_ul_per_h": basal * 100, "bolus_ul": bolus * 100,
+        "bolus_rate_ul_per_h": 60000, "lockout_s": lockout * 60, "max_boluses_per_h": per_h,
+        "max_1h_ul": cap * 500, "max_4h_ul": cap * 1500, "vtbi_ul": 50000},
+        st.integers(1, 20), st.integers(1, 20), st.integers(1, 30), st.integers(0, 6),
+        st.integers(1, 10)),
+    st.builds(lambda vtbi, hours, up, down: {
+        "mode": "tpn", "vtbi_ul": vtbi * 10000, "duration_s": hours * 3600,
+        "taper_up_s": up * 900, "taper_down_s": down * 900},
+        st.integers(1, 200), st.integers(1, 24), st.integers(0, 4), st.integers(0, 4)),
+    st.builds(lambda steps: {"mode": "steps", "steps": steps},
+              st.lists(st.tuples(st.integers(1, 3000).map(lambda r: r * 100),
+                                 st.integers(10, 5000)).map(list), min_size=1, max_size=26)),
+    st.builds(lambda vol: {"mode": "prime", "volume_ul": vol * 1000}, st.integers(1, 35)),
+    st.builds(lambda rate, vtbi, delay: {"mode": "continuous", "rate_ul_per_h": rate * 100,
+                                         "vtbi_ul": vtbi * 100, "start_delay_s": delay},
+              st.integers(1, 5000), st.integers(1, 2000), st.sampled_from([0, 0, 30, 600])),
+)
 
 
 class PumpMachine(RuleBasedStateMachine):
@@ -39,6 +84,11 @@ class PumpMachine(RuleBasedStateMachine):
         self.app.boot()
         self.base_steps = self.world.steps_total
         self.vtbi_ul = None
+        self.caps = None            # (max_1h_ul, max_4h_ul, lockout_s) of the loaded mode
+        self.per_s = []             # steps the motor made each second under those caps
+        self.run_1h = self.run_4h = 0   # sliding sums of per_s over 1 h and 4 h
+        self.first_seq = 1
+        self.last_total = self.world.steps_total
 
     # ---- what a nurse or patient does ---------------------------------------------
     @rule(rate=st.integers(1, 5000), vtbi=st.integers(100, 20000), kvo=st.integers(0, 30),
@@ -50,8 +100,35 @@ class PumpMachine(RuleBasedStateMachine):
             self.app.program_continuous(rate * 100, vtbi, min(kvo * 100, rate * 100), occ)
             self.vtbi_ul = vtbi
             self.base_steps += counted
+            self.caps = None
         except sc.CoreRefused:
             pass
+
+    @rule(spec=mode_specs, start=st.booleans())
+    def program_mode(self, spec, start):
+        core = self.app.core
+        counted = core.delivered_steps + core.kvo_steps
+        try:
+            mode = self.app.program_therapy(spec)
+        except sc.CoreRefused as e:
+            event("mode refused: %s" % spec["mode"])
+            assert str(e)                       # every refusal says why
+            return
+        event("mode programmed: %s" % spec["mode"])
+        self.base_steps += counted
+        self.vtbi_ul = mode.total_ul
+        args = mode.core_args
+        self.caps = (args.get("max_1h_ul", 0), args.get("max_4h_ul", 0),
+                     args.get("lockout_s", 0))
+        self.per_s = []
+        self.run_1h = self.run_4h = 0
+        self.first_seq = self.app.log.last_seq + 1
+        if start:
+            self.start()
+
+    @rule(bounces=st.integers(0, 4))
+    def bolus_press(self, bounces):
+        self.hal.buttons.press(hal.KEY_BOLUS, bounces=bounces)
 
     @rule(rate=st.integers(1, 5000), vtbi=st.integers(100, 20000), kvo=st.integers(0, 30))
     def program_and_start(self, rate, vtbi, kvo):
@@ -99,11 +176,61 @@ class PumpMachine(RuleBasedStateMachine):
     def battery(self, soc):
         self.world.battery.soc = soc
 
+    @rule(which=st.sampled_from(["upstream", "jam", "free_flow", "stuck_sensor", "clear"]))
+    def sensor_or_mechanism_fault(self, which):
+        w = self.world
+        if which == "upstream":
+            w.block_upstream(True)
+        elif which == "jam":
+            w.jam_cam(True)
+        elif which == "free_flow":
+            w.free_flow(200)
+        elif which == "stuck_sensor":
+            w.stick_pressure("down", 4095)
+        else:
+            w.block_upstream(False)
+            w.jam_cam(False)
+            w.free_flow(0)
+            w.stick_pressure("down", None)
+
     @rule(seconds=st.integers(1, 400))
     def time_passes(self, seconds):
+        self.run_seconds(seconds)
+
+    @rule(hours=st.integers(1, 3))
+    def hours_pass(self, hours):
+        self.run_seconds(hours * 3600)
+
+    def slide(self, steps):
+        """One second of motor steps into the sliding 1 h / 4 h sums, checked against the
+        loaded program's caps (an independent count of what the motor did)."""
+        if not self.caps:
+            return
+        per_s = self.per_s
+        per_s.append(steps)
+        self.run_1h += steps
+        self.run_4h += steps
+        n = len(per_s)
+        if n > 3600:
+            self.run_1h -= per_s[n - 3601]
+        if n > 4 * 3600:
+            self.run_4h -= per_s[n - 4 * 3600 - 1]
+        pl = self.app.core.ustep_volume_pl
+        if self.caps[0]:
+            assert self.run_1h <= self.caps[0] * 1000000 // pl, (self.caps, n)
+        if self.caps[1]:
+            assert self.run_4h <= self.caps[1] * 1000000 // pl, (self.caps, n)
+
+    def run_seconds(self, seconds):
         for _ in range(seconds):
             self.app.cycle()
             self.world.advance(1000)
+            total = self.world.steps_total
+            self.slide(total - self.last_total)
+            self.last_total = total
+            if self.app.core.phase in DELIVERING:
+                THERAPY_SECONDS[0] += 1
+        record_therapy_hours()
         for alarm_id in self.app.alarms.active:
             event("alarm seen: %s" % al.name(alarm_id))     # coverage, in --hypothesis-show-statistics
         event("phase after time: %s" % sc.PHASE_NAMES[self.app.core.phase])
@@ -111,7 +238,7 @@ class PumpMachine(RuleBasedStateMachine):
     @rule()
     def power_cut(self):
         self.world.pending_steps = 0          # the motor stops with the power
-        self.power_on()
+        self.power_on()                        # the program is gone (no resume by itself)
         assert self.app.core.phase == sc.PHASE_IDLE      # no resume by itself
 
     # ---- invariants ------------------------------------------------------------------
@@ -146,6 +273,23 @@ class PumpMachine(RuleBasedStateMachine):
             assert until - self.app.now_ms() <= al.SILENCE_MAX_MS
 
     @invariant()
+    def granted_boluses_are_outside_the_lockout(self):
+        if not self.caps or not self.caps[2]:
+            return
+        times = [eventlog.decode(r)[3] for r in self.app.log.read(self.first_seq, 100000)
+                 if eventlog.decode(r)[1] == events.BOLUS_GRANTED and
+                 eventlog.decode(r)[4] == sc.BOLUS_PATIENT]
+        for a, b in zip(times, times[1:]):
+            assert b - a >= self.caps[2] * 1000 - self.app.cycle_ms, (a, b)
+
+    @invariant()
+    def every_active_alarm_was_logged(self):
+        raised = set(eventlog.decode(r)[4] for r in self.app.log.read(1, 100000)
+                     if eventlog.decode(r)[1] == events.ALARM_RAISED)
+        for alarm_id in self.app.alarms.active:
+            assert alarm_id in raised, al.name(alarm_id)
+
+    @invariant()
     def log_verifies(self):
         log = self.app.log
         records = log.read(1, 100000)
@@ -154,4 +298,5 @@ class PumpMachine(RuleBasedStateMachine):
 
 
 PumpMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
 TestPumpStateMachine = PumpMachine.TestCase

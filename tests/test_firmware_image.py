@@ -17,7 +17,7 @@ HOST_ONLY = ("sim/", "hal/sim/", "host_tools/", "tests/")
 
 def expected_files(backend):
     """The device files, listed independently of firmware_image.py."""
-    mods = [folder + "/" + name for folder in ("firmware", "hal", backend)
+    mods = [folder + "/" + name for folder in ("firmware", "firmware/therapy", "hal", backend)
             for name in os.listdir(os.path.join(REPO, folder)) if name.endswith(".py")]
     mods.remove("firmware/main.py")
     mods += ["safety_core/__init__.py", "safety_core/constants.py", "safety_core/reference.py",

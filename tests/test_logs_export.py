@@ -208,6 +208,31 @@ def test_every_event_type_decodes_and_unknown_types_pass_through():
         assert _export_text(records, fmt)
 
 
+def test_service_link_events_decode_to_named_fields_SR_LOG_1():
+    """Issue 9 item 1: rejected frames (rate-limited), the end of an episode, a lockout."""
+    from firmware import protocol
+    recs = [_rec(1, events.SERVICE_FRAME_REJECTED, protocol.E_BAD_ARGS | protocol.STATUS << 8, 7),
+            _rec(2, events.SERVICE_FRAME_REJECTED, protocol.E_BAD_CRC, 1),
+            _rec(3, events.SERVICE_REJECTS_ENDED, protocol.E_BAD_CRC, 12),
+            _rec(4, events.SERVICE_LOCKOUT, 30, 3)]
+    d = le.decode_records(recs)
+    assert {k: d[0][k] for k in ("command_code", "command", "result_code", "result",
+                                 "frames")} == {
+        "command_code": protocol.STATUS, "command": "STATUS",
+        "result_code": protocol.E_BAD_ARGS, "result": "BAD_ARGS", "frames": 7}
+    assert (d[1]["command_code"], d[1]["command"], d[1]["result"], d[1]["frames"]) == (
+        0, "UNDECODED", "BAD_CRC", 1)
+    assert (d[2]["result_code"], d[2]["result"], d[2]["frames"]) == (
+        protocol.E_BAD_CRC, "BAD_CRC", 12) and "command" not in d[2]
+    assert (d[3]["lockout_s"], d[3]["failures_in_a_row"]) == (30, 3)
+    if hasattr(events, "ALARM_ESCALATED"):          # issue 9 alarm work: a = id, b = priority
+        e = le.decode_record(_rec(5, events.ALARM_ESCALATED, al.BATTERY_LOW, al.PRIORITY_HIGH))
+        assert (e["alarm_name"], e["alarm_priority"]) == (al.name(al.BATTERY_LOW), "HIGH")
+    rows = list(csv.DictReader(io.StringIO(_export_text(recs, "csv"))))
+    assert rows[0]["command"] == "STATUS" and rows[0]["frames"] == "7"
+    assert rows[3]["lockout_s"] == "30"
+
+
 def test_clear_errors_for_bad_format_empty_log_and_unwritable_output(scenario, tmp_path):
     with pytest.raises(click.ClickException, match="unknown export format 'xml'"):
         le.export_records(scenario, "xml", str(tmp_path / "x"))

@@ -32,13 +32,36 @@ from tests.test_micropython_suite import REPO, micropython, micropython_env, por
 # always loaded; login/write handling, the library reader, programming and the menu are
 # imported on first use only): minimum 163 KiB, live heap at the end 137.4 KB (was 141 KiB
 # and 117.7 KB); then with issue 9's hash-chained log ring: 166 KiB, 141.0 KB.
-# The guard runs the 24 h at 166 + 5 KiB and bounds the live heap at its end
+# Raised on purpose with issue 7 and the safety-core dose limits (measured on the tree
+# of 2026-11-26 23:45 UTC, .mpy, x64, `make bench` method; live heap after 1 h / 24 h):
+# minimum 166 -> 233 KiB, live 141.0 -> 181.2 KB.  What grew (module import cost on
+# the heap, bytecode + tables, its qstrs counted apart; instances after them):
+#   qstr pool                        26.2 -> 43.5 KB  1057 -> 1284 dynamic qstrs: past
+#                                    1260 the unix port allocates a 7th pool of 14.2 KB
+#                                    in one block (it holds 1260 more); below that, no
+#   safety_core (facade, constants, reference: dose windows, boluses, segments)
+#                                    22.4 -> 34.4 KB, ReferenceCore 1.2 -> 3.5 KB
+#   firmware/progress_store.py       new 4.0 KB + 0.5 KB store + 0.8 KB record buffer/slot file
+#   firmware/alarm_checks.py         new 3.1 KB + 0.4 KB (imported in PumpApp())
+#   firmware/alarms.py +1.6 KB, firmware/app.py +1.3 KB, hal/sim +1.1 KB, firmware/service.py
+#   +0.7 KB, firmware/events.py +0.6 KB, sim/world.py +0.5 KB, firmware/ui.py +0.3 KB
+# and reduced in the same change by 8.2 KB live and 85 qstrs (1369 -> 1284): hal/devices.py
+# keeps only what the sim HAL uses (pressure calibration, key debouncer), the pin drivers
+# moved to hal/pin_devices.py, imported on first use (8.5 -> 2.0 KB, 71 -> 23 qstrs); the
+# module-private constants of alarm_checks, alarms, progress_store and sim/world are
+# underscored const() (no global, no qstr).
+# The minimum is not proportional to the live heap: it is set by whether the 7th qstr
+# pool's 14 KB block still fits when it is allocated (now in PumpApp(), after the imports
+# fragmented the heap).  Measured: the same tree with the key debouncer also moved out of
+# hal/devices.py, 1273 qstrs and 1.3 KB less live, needed 202 KiB, not 233.  A tree below
+# 1261 dynamic qstrs at the end of the run has no 7th pool at all (14.2 KB less live).
+# The guard runs the 24 h at the minimum + 5 KiB and bounds the live heap at its end
 # (deterministic): either trips when the firmware or the sim grows by a few KiB.  Then see
 # what grew (`make bench`) and raise the figures only on purpose, with the new minimum.
-HEAP_24H_MIN_KIB = 166
+HEAP_24H_MIN_KIB = 233
 HEAP_24H_MARGIN_KIB = 5
 HEAP_24H_GUARD_KIB = HEAP_24H_MIN_KIB + HEAP_24H_MARGIN_KIB
-HEAP_24H_LIVE_MAX_BYTES = 146432      # 143 KiB: live heap after the 24 h, .mpy, x64
+HEAP_24H_LIVE_MAX_BYTES = 186368      # 182 KiB: live heap after the 24 h, .mpy, x64
 
 SMALL_INT_MAX_32BIT = 2 ** 30 - 1     # larger ints are heap objects on the RP2040
 

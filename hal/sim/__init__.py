@@ -18,6 +18,10 @@ class SimStepper(hal.Stepper):
     def __init__(self, world):
         self.world = world
         self.issued = 0
+        self.refused = 0          # fault injection: moves the step generator refused
+
+    def overruns(self):
+        return self.refused
 
     def enable(self, on):
         self.world.motor_enabled = bool(on)
@@ -77,18 +81,81 @@ class SimBattery(hal.Battery):
         return self.world.battery.charging
 
 
-class SimButtons(hal.Buttons):
-    """Scenario or test presses keys with ``press(mask)``; poll() returns them once."""
+class _SimContact:
+    """One key's contact as a pin: level 1 released (pull-up), 0 pressed."""
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
 
     def __init__(self):
-        self.pending = 0
+        self.level = 1
 
-    def press(self, mask):
-        self.pending |= mask
+    def value(self):
+        return self.level
+
+    def irq(self, handler=None, trigger=0):
+        pass                      # SimButtons replays the edges itself, at their times
+
+
+class SimButtons(hal.Buttons):
+    """Scenario or test presses keys with ``press(mask)``; poll() returns them once.
+
+    ``press(mask, bounces=n)`` models the physical contact instead (SR-TH-6): the
+    contact closes with ``n`` bounces within ``BOUNCE_MS``, is held ``hold_ms``, and
+    opens with ``n`` bounces; the edges reach the board's debouncer
+    (``hal.devices.DebouncedButtons``) at their world times, as its pin IRQ would,
+    so the press reaches the firmware through the device's key path (one press per
+    physical press, reported at a poll after the contact settled)."""
+    BOUNCE_MS = 5
+
+    def __init__(self, world=None):
+        self.pending = 0
+        self.world = world
+        self.contacts = None      # DebouncedButtons over _SimContact pins, on first use
+        self.edges = []           # (t_ms, order, key index, level) not yet reached
+        self.seq = 0
+
+    def press(self, mask, bounces=0, hold_ms=120):
+        if not bounces:
+            self.pending |= mask
+            return
+        if self.contacts is None:
+            from hal.devices import DebouncedButtons
+            keys = [(1 << b, _SimContact()) for b in range(6)]
+            self.contacts = DebouncedButtons(keys, ticks_ms=self._now, irq=False)
+        t0 = self._now()
+        for b in range(6):
+            if not mask & (1 << b):
+                continue
+            for start, level in ((t0, 0), (t0 + hold_ms, 1)):
+                # n bounces: the contact flips 2n times within BOUNCE_MS, then settles
+                flips = 2 * bounces
+                for k in range(flips):
+                    self._edge(start + k * self.BOUNCE_MS // flips, b,
+                               level if k % 2 == 0 else 1 - level)
+                self._edge(start + self.BOUNCE_MS, b, level)
+        self.edges.sort()
+
+    def _edge(self, t, b, level):
+        self.seq += 1                 # keeps edges of the same millisecond in order
+        self.edges.append((t, self.seq, b, level))
+
+    def _now(self):
+        return self.world.t_ms if self.world is not None else 0
 
     def poll(self):
         keys = self.pending
         self.pending = 0
+        contacts = self.contacts
+        if contacts is not None:
+            edges = self.edges
+            now = self._now()
+            while edges and edges[0][0] <= now:
+                t, _, i, level = edges.pop(0)
+                pin = contacts.keys[i][1]
+                if pin.level != level:
+                    pin.level = level
+                    contacts.edge(i, t)
+            keys |= contacts.poll()
         return keys
 
 
@@ -97,6 +164,7 @@ class SimBuzzer(hal.Buzzer):
 
     def __init__(self):
         self.freq_hz = 0
+        self.volume_pct = 0       # as last driven (tests of alarm escalation read it)
         self.tones = 0
         self.broken = False
 
@@ -104,9 +172,11 @@ class SimBuzzer(hal.Buzzer):
         if not self.freq_hz:
             self.tones += 1
         self.freq_hz = freq_hz
+        self.volume_pct = volume_pct
 
     def off(self):
         self.freq_hz = 0
+        self.volume_pct = 0
 
     def is_on(self):
         return self.freq_hz != 0
@@ -203,7 +273,7 @@ def make_sim_hal(world, cycle_ms=1000, service_port=None, storage=None):
         air=SimAirSensor(world),
         door=SimDoor(world),
         battery=SimBattery(world),
-        buttons=SimButtons(),
+        buttons=SimButtons(world),
         buzzer=SimBuzzer(),
         leds=SimLeds(),
         display=SimDisplay(),

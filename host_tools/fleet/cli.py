@@ -1,14 +1,20 @@
 """``pumpctl fleet``: import pulled logs into the fleet archive, list pumps with alarms or
-gaps, show one pump's timeline (SR-SVC-5).  Registered in ``host_tools/pumpctl/cli.py``.
+gaps, show one pump's timeline, export the archive (SR-SVC-5).  Registered in
+``host_tools/pumpctl/cli.py``.  The work is done in ``archive.py``; this module owns the
+command-line surface only.
 
 Exit codes: 0 done; 1 an import that archived what it could but found verify problems or
-conflicting records, or any failure (unreadable file, archive, unknown pump), each with a
-message; 2 usage errors (click).
+conflicting records, or any failure (unreadable file, archive, unknown pump, unwritable
+output), each with a message; 2 usage errors (click).
 """
+import os
+import sys
 import time
 
 import click
+import sqlalchemy as sa
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from host_tools.fleet import archive
@@ -18,6 +24,11 @@ from host_tools.pumpctl import logfile
 console = Console()
 
 DB_HELP = "archive: a SQLite file path or a SQLAlchemy URL (sqlite:///..., postgresql+psycopg://...)"
+
+
+def _db_failure(db, e):
+    """A database error after the archive was opened (server gone, permissions): one line."""
+    return click.ClickException("fleet archive %s: %s" % (fdb.describe(db), fdb.reason(e)))
 
 
 def _when(unix_s):
@@ -49,12 +60,15 @@ def import_cmd(db, serial, model, plog):
         res = archive.import_plog(db, plog, serial, model=model)
     except (logfile.LogFileError, fdb.ArchiveError, ValueError) as e:
         raise click.ClickException(str(e))
+    except sa.exc.SQLAlchemyError as e:
+        raise _db_failure(db, e)
     c = res.counts()
     console.print("%s: %d new, %d already archived, %d conflicts, %d problems (pull %d)" % (
         serial, c["new"], c["already"], c["conflicts"], c["problems"], res.pull_id),
-        highlight=False)
+        highlight=False, markup=False)
     for p in res.problems:
-        console.print("PROBLEM %s: %s" % (p.kind.upper(), p.message), highlight=False)
+        console.print("PROBLEM %s: %s" % (p.kind.upper(), p.message), highlight=False,
+                      markup=False)
     if res.skipped:
         console.print("not archived (edited): seq %s" % ", ".join(map(str, res.skipped)),
                       highlight=False)
@@ -65,28 +79,73 @@ def import_cmd(db, serial, model, plog):
         raise SystemExit(1)
 
 
+def _having(alarms, gaps, conflicts):
+    return tuple(k for k, on in (("alarms", alarms), ("gaps", gaps),
+                                 ("conflicts", conflicts)) if on)
+
+
+def _filter_options(f):
+    f = click.option("--conflicts", is_flag=True,
+                     help="only pumps with conflicting copies of records")(f)
+    f = click.option("--gaps", is_flag=True, help="only pumps with unexplained gaps")(f)
+    f = click.option("--alarms", is_flag=True, help="only pumps with active alarms")(f)
+    return f
+
+
 @fleet.command("list")
 @click.option("--db", required=True, help=DB_HELP)
-def list_cmd(db):
-    """Pumps in the archive with their active alarms and unexplained gaps."""
+@_filter_options
+def list_cmd(db, alarms, gaps, conflicts):
+    """Pumps in the archive with their active alarms and unexplained gaps.
+
+    --alarms / --gaps / --conflicts: only the pumps with any of those (--alarms --gaps:
+    the pumps with alarms or gaps)."""
+    having = _having(alarms, gaps, conflicts)
     try:
-        rows = archive.fleet_summary(db)
+        everything = archive.fleet_summary(db)
     except fdb.ArchiveError as e:
         raise click.ClickException(str(e))
-    if not rows:
+    except sa.exc.SQLAlchemyError as e:
+        raise _db_failure(db, e)
+    rows = [r for r in everything if not having or any(r[k] for k in having)]
+    n_alarms = sum(1 for r in everything if r["alarms"])
+    n_gaps = sum(1 for r in everything if r["gaps"])
+    n_conf = sum(1 for r in everything if r["conflicts"])
+    console.print("%d pumps archived: %d with active alarms, %d with gaps, %d with "
+                  "conflicting records" % (len(everything), n_alarms, n_gaps, n_conf),
+                  highlight=False)
+    if not everything:
         console.print("no pumps archived yet")
         return
-    table = Table(title="Fleet archive (%d pumps)" % len(rows))
-    for col in ("pump", "records", "last seen", "last record", "active alarms", "gaps"):
-        table.add_column(col)
+    if not rows:
+        console.print("no pump has %s" % " or ".join(
+            {"alarms": "active alarms", "gaps": "gaps",
+             "conflicts": "conflicting records"}[k] for k in having), highlight=False)
+        return
+    title = "Fleet archive (%d pumps)" % len(rows)
+    if having:
+        title = "Pumps with %s (%d of %d)" % (" or ".join(having), len(rows), len(everything))
+    table = Table(title=title)
+    table.add_column("pump", no_wrap=True)
+    table.add_column("records (seq)")
+    table.add_column("last pulled", no_wrap=True)
+    table.add_column("active alarms")
+    table.add_column("gaps")
+    show_conflicts = any(r["conflicts"] for r in rows)
+    if show_conflicts:
+        table.add_column("conflicts")
     for r in rows:
-        alarms = ", ".join(archive.alarm_label(a) for a in r["alarms"]) or "none"
-        table.add_row(r["serial"] + (" (%s)" % r["model"] if r["model"] else ""),
-                      "%d (seq %s..%s)" % (r["records"], r["first_seq"], r["last_seq"])
-                      if r["records"] else "0",
-                      _when(r["last_seen_s"]), _when(r["last_rtc_s"]),
-                      "[red]%s[/red]" % alarms if r["alarms"] else alarms,
-                      "[yellow]%s[/yellow]" % _ranges(r["gaps"]) if r["gaps"] else "none")
+        alarms_text = ", ".join(archive.alarm_label(a) for a in r["alarms"]) or "none"
+        # serials, models and file names are data, not rich markup ("[/x]" would raise)
+        cells = [escape(r["serial"] + (" (%s)" % r["model"] if r["model"] else "")),
+                 "%d (%s..%s)" % (r["records"], r["first_seq"], r["last_seq"])
+                 if r["records"] else "0",
+                 _when(r["last_seen_s"])[:10],
+                 "[red]%s[/red]" % alarms_text if r["alarms"] else alarms_text,
+                 "[yellow]%s[/yellow]" % _ranges(r["gaps"]) if r["gaps"] else "none"]
+        if show_conflicts:
+            cells.append("[red]%d[/red]" % r["conflicts"] if r["conflicts"] else "0")
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -100,11 +159,14 @@ def show_cmd(db, serial, limit):
         t = archive.pump_timeline(db, serial, limit=limit)
     except fdb.ArchiveError as e:
         raise click.ClickException(str(e))
+    except sa.exc.SQLAlchemyError as e:
+        raise _db_failure(db, e)
     if t is None:
         raise click.ClickException("pump %s is not in the archive" % serial)
     console.print("pump %s%s: %d records, seq %s..%s, %s .. %s (pump clock)" % (
         serial, " (%s)" % t["model"] if t["model"] else "", t["records"], t["first_seq"],
-        t["last_seq"], _when(t["first_rtc_s"]), _when(t["last_rtc_s"])), highlight=False)
+        t["last_seq"], _when(t["first_rtc_s"]), _when(t["last_rtc_s"])), highlight=False,
+        markup=False)
     console.print("active alarms: %s" % (
         ", ".join(archive.alarm_label(a) for a in t["alarms"]) or "none"), highlight=False)
     console.print("gaps: %s" % (_ranges(t["gaps"], most=20) or "none"), highlight=False)
@@ -115,7 +177,7 @@ def show_cmd(db, serial, limit):
     for col in ("#", "file", "imported", "seq", "new", "already", "conflicts", "problems"):
         pulls.add_column(col)
     for p in t["pulls"]:
-        pulls.add_row(str(p["id"]), p["source"], _when(p["started_s"]) +
+        pulls.add_row(str(p["id"]), escape(p["source"]), _when(p["started_s"]) +
                       ("" if p["finished_s"] else " (interrupted)"),
                       "%s..%s" % (p["first_seq"], p["last_seq"]), str(p["new"]),
                       str(p["already"]), str(p["conflicts"]), str(p["problems"]))
@@ -133,3 +195,69 @@ def show_cmd(db, serial, limit):
             detail = "%.1f mL/h, VTBI %.1f mL" % (e["a"] / 1000.0, e["b"] / 1000.0)
         ev.add_row(str(e["seq"]), _when(e["rtc_s"]), e["type_name"], detail)
     console.print(ev)
+
+
+@fleet.command("export")
+@click.option("--db", required=True, help=DB_HELP)
+@click.option("--serial", "serials", multiple=True,
+              help="only this pump (repeatable; default: every pump)")
+@click.option("--what", type=click.Choice(archive.EXPORT_KINDS), default="summary",
+              show_default=True,
+              help="summary: one row per pump (records, range, alarms, gaps, conflicts); "
+                   "records: every archived record, decoded, with its raw bytes")
+@click.option("--format", "fmt", type=click.Choice(archive.EXPORT_FORMATS), default="csv",
+              show_default=True)
+@click.option("--out", required=True, help="output file ('-': standard output)")
+@_filter_options
+def export_cmd(db, serials, what, fmt, out, alarms, gaps, conflicts):
+    """Export the archive as CSV or JSON: a per-pump summary or the records.
+
+    --alarms / --gaps / --conflicts: only the pumps with any of those."""
+    having = _having(alarms, gaps, conflicts)
+    try:
+        rows = archive.fleet_summary(db)
+    except fdb.ArchiveError as e:
+        raise click.ClickException(str(e))
+    except sa.exc.SQLAlchemyError as e:
+        raise _db_failure(db, e)
+    known = {r["serial"] for r in rows}
+    missing = [s for s in serials if s not in known]
+    if missing:
+        raise click.ClickException("pump %s is not in the archive" % ", ".join(missing))
+    if serials:
+        rows = [r for r in rows if r["serial"] in serials]
+    if having:
+        rows = [r for r in rows if any(r[k] for k in having)]
+    chosen = [r["serial"] for r in rows]
+
+    def write(f):
+        if what == "summary":
+            return archive.write_summary(rows, fmt, f)
+        return archive.write_records(db, fmt, f, serials=chosen)
+    try:
+        if out == "-":
+            n = write(sys.stdout)
+        else:
+            tmp = "%s.tmp" % out
+            try:
+                with open(tmp, "w", newline="", encoding="utf-8") as f:
+                    n = write(f)
+                os.replace(tmp, out)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                raise
+    except OSError as e:
+        raise click.ClickException("cannot write %s: %s" % (out, e.strerror or e))
+    except fdb.ArchiveError as e:
+        raise click.ClickException(str(e))
+    except sa.exc.SQLAlchemyError as e:
+        raise _db_failure(db, e)
+    if out != "-":
+        click.echo("exported %d %s of %d pump%s to %s (%s)" % (
+            n, "pump summaries" if what == "summary" else "records", len(chosen),
+            "" if len(chosen) == 1 else "s", out, fmt), err=True)
+
+
+from host_tools.fleet.web_cli import serve  # noqa: E402  (pumpctl fleet serve, SR-SVC-6)
+fleet.add_command(serve)

@@ -249,5 +249,14 @@ def deploy_cmd(port, board, image_dir, timeout):
         raise click.ClickException(str(e))
 
 
+def _add_monitor_command():
+    """monitor: live status of several pumps (host_tools/pumpctl/monitor.py, SR-SVC-6)."""
+    from host_tools.pumpctl.monitor import monitor_cmd
+    main.add_command(monitor_cmd)
+
+
+_add_monitor_command()
+
+
 if __name__ == "__main__":
     main()

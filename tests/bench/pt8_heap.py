@@ -11,13 +11,20 @@ about twice the size, every module's bytecode on the heap.  They are upper bound
 twice the board's, not RP2040 figures; measuring on a board is left to a hardware session.
 """
 import os
+import re
+import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tests.test_micropython_heap import (HEAP_24H_GUARD_KIB, HEAP_24H_MIN_KIB,  # noqa: E402
-                                         compile_mpy, cycle_probe, probe, run_24h)
+                                         compile_mpy, cycle_probe, micropython, probe,
+                                         run_24h)
+
+# The unix port's qstr pools double in size: with this firmware's start-up the 6th holds
+# up to 1260 dynamic qstrs, the 1261st allocates a 7th of 14.2 KB in one block (x64).
+QSTR_POOL_7_AT = 1261
 
 CONFIGS = (
     ("idle", "idle, no program"),
@@ -56,6 +63,20 @@ def smallest_heap_kib(mpy_dir=None, lo=16, hi=1024, steady=4):
         hi += 1
 
 
+def qstr_figures(mpy_dir):
+    """(dynamic qstrs, pools, pool bytes) at the end of a 1 h run of heap_24h.py (.mpy)."""
+    code = ("import sys, micropython\nsys.path.insert(0, 'run')\nimport heap_24h\n"
+            "heap_24h.main(1)\nmicropython.qstr_info()\n")
+    proc = subprocess.run([micropython(), "-X", "heapsize=1024K", "-c", code], cwd=mpy_dir,
+                          env=dict(os.environ, MICROPYPATH=".frozen:."), capture_output=True,
+                          text=True, timeout=300)
+    m = re.search(r"n_pool=(\d+), n_qstr=(\d+), n_str_data_bytes=\d+, n_total_bytes=(\d+)",
+                  proc.stdout)
+    if proc.returncode != 0 or m is None:
+        raise RuntimeError("qstr_info run failed: %s" % proc.stderr[-2000:])
+    return int(m.group(2)), int(m.group(1)), int(m.group(3))
+
+
 def main():
     f = probe()
     print("PT-8  firmware heap on MicroPython unix x64 (%s core)" % f["core_backend"])
@@ -79,6 +100,11 @@ def main():
         print("  smallest heap for 24 h at 10 mL/h, firmware as .mpy: %4d KiB  "
               "(live at the end %d B; guard in tests: %d KiB = minimum %d + margin)" %
               (kib, result["heap_bytes"], HEAP_24H_GUARD_KIB, HEAP_24H_MIN_KIB))
+        n_qstr, n_pool, pool_bytes = qstr_figures(mpy_dir)
+        print("  dynamic qstrs after 1 h: %d in %d pools of %d B (a 7th pool of ~14 KB from "
+              "the %dth: %s)" % (n_qstr, n_pool, pool_bytes, QSTR_POOL_7_AT,
+                                 "allocated" if n_qstr >= QSTR_POOL_7_AT else
+                                 "%d qstrs away" % (QSTR_POOL_7_AT - n_qstr)))
         if kib > HEAP_24H_MIN_KIB:
             print("    above the %d KiB recorded in tests/test_micropython_heap.py: "
                   "the firmware or the sim grew" % HEAP_24H_MIN_KIB)

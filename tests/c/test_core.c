@@ -165,6 +165,44 @@ static void test_uninitialised_state_is_refused(void)
     CHECK(out.steps == 0u && (out.faults & SC_FAULT_STATE) != 0u);
 }
 
+/* SR-CORE-2: the rolling-hour cap holds a PCA basal + boluses; lockout and count. */
+static void test_pca_cap_and_lockout(void)
+{
+    sc_state_t s;
+    sc_refusal_t why;
+    sc_output_t out;
+    sc_inputs_t in = inputs(20, 0u, 0u, 0u);
+    sc_program_t p = program(1000u, 100000u, 0u);
+    uint32_t t;
+    uint32_t hour_start_steps;
+    p.max_1h_ul = 3000u;
+    p.bolus_ul = 1000u;
+    p.bolus_rate_ul_per_h = 100000u;
+    p.lockout_s = 600u;
+    p.max_boluses_per_h = 2u;
+    CHECK(sc_init(&s, 15625u, &why) == SC_OK);
+    CHECK(sc_load_program(&s, &p, &why) == SC_OK);
+    CHECK(sc_start(&s) == SC_OK);
+    CHECK(sc_bolus(&s, SC_BOLUS_PATIENT, 0u) == SC_BOLUS_GRANTED);
+    CHECK(sc_bolus(&s, SC_BOLUS_PATIENT, 0u) == SC_BOLUS_DENIED_IN_PROGRESS);
+    hour_start_steps = s.delivered_steps;
+    for (t = 0u; t < 3600u; t++) { /* one hour, fed every second, a press every 100 s */
+        in.heartbeat = t;
+        sc_run(&s, &in, 100u, &out);
+        if (t % 100u == 99u) {
+            (void)sc_bolus(&s, SC_BOLUS_PATIENT, 0u);
+        }
+    }
+    CHECK(s.delivered_steps - hour_start_steps <= 3000u * 64u);   /* the cap, in steps */
+    CHECK(s.patient_boluses == 2u);                               /* the hourly count */
+    CHECK(s.boluses_denied > 30u);
+    CHECK(sc_window_steps(&s, 0u) <= 3000u * 64u);
+    p.bolus_ul = 60000u; /* above the bolus maximum: refused, the program stays */
+    sc_pause(&s);
+    CHECK(sc_load_program(&s, &p, &why) == SC_ERR_ABOVE_MAX && why.field == SC_FIELD_BOLUS);
+    CHECK(s.program.bolus_ul == 1000u);
+}
+
 /* Bounded random walk over the API: the sanitizers watch every step. */
 static void test_random_walk(void)
 {
@@ -179,12 +217,27 @@ static void test_random_walk(void)
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        op = x % 8u;
+        op = x % 11u;
         if (op == 0u) {
             sc_program_t p = program((x >> 8) % 600000u, (x >> 4) % 10000000u, (x >> 12) % 25000u);
             p.occlusion_limit_mmhg = (x >> 3) % 1100u;
             p.bubble_limit_ul = (x >> 5) % 600u;
+            if ((x & 0x10u) != 0u) {
+                p.max_1h_ul = (x >> 6) % 600000u;
+                p.max_4h_ul = (x >> 9) % 2100000u;
+                p.bolus_ul = (x >> 11) % 60000u;
+                p.bolus_rate_ul_per_h = ((x >> 13) % 6000u) * 100u;
+                p.lockout_s = (x >> 15) % 15000u;
+                p.max_boluses_per_h = (x >> 19) % 70u;
+                p.flags = (x >> 25) % 3u;
+            }
             (void)sc_load_program(&s, &p, &why);
+        } else if (op == 8u) {
+            (void)sc_set_rate(&s, ((x >> 8) % 6000u) * 100u, (x >> 4) % 100000u, &why);
+        } else if (op == 9u) {
+            (void)sc_bolus(&s, (x >> 5) % 3u, (x >> 7) % 70000u);
+        } else if (op == 10u) {
+            CHECK(sc_window_steps(&s, 0u) <= sc_window_steps(&s, 1u));
         } else if (op == 1u) {
             (void)sc_start(&s);
         } else if (op == 2u) {
@@ -210,6 +263,7 @@ int main(void)
     test_occlusion_latches();
     test_air_and_heartbeat();
     test_uninitialised_state_is_refused();
+    test_pca_cap_and_lockout();
     test_random_walk();
     printf("C core unit tests: %u checks passed, %u failed\n", passed, failed);
     return failed == 0u ? 0 : 1;

@@ -104,6 +104,7 @@ sim: $(STAMP) $(CFFI_STAMP)
 bench: $(STAMP) toolchain $(CFFI_STAMP)
 	$(VPY) tests/bench/pt1_unicorn.py
 	$(VPY) tests/bench/pt2_sim_speed.py
+	$(VPY) tests/bench/pt3_trumpet.py
 	$(VPY) tests/bench/pt8_heap.py
 	$(VPY) tests/bench/pt7_library.py
 	$(VPY) tests/bench/pt6_log_pull.py
@@ -120,7 +121,7 @@ trace: $(STAMP)
 NATMOD_ARCH := $(or $(ARCH),armv6m)
 natmod: $(STAMP)
 	@test -n "$(MPY_DIR)" || { echo "natmod: set MPY_DIR=<micropython source tree> (1.29, mpy 6.3)"; exit 1; }
-	rm -rf safety_core/natmod/sc_native.mpy safety_core/natmod/build-$(NATMOD_ARCH)
+	rm -rf safety_core/natmod/sc_native.mpy safety_core/natmod/build safety_core/natmod/build-$(NATMOD_ARCH)
 	$(MAKE) -C safety_core/natmod ARCH=$(NATMOD_ARCH) MPY_DIR=$(abspath $(MPY_DIR)) PYTHON=$(abspath $(VPY))
 	@mkdir -p build/natmod/$(NATMOD_ARCH)
 	mv safety_core/natmod/sc_native.mpy build/natmod/$(NATMOD_ARCH)/sc_native.mpy

@@ -110,6 +110,7 @@ class PumpApp:
     def boot(self):
         """Power-on: log, self test, safe outputs.  Delivery blocked on failure."""
         self.driver.cut_motor()
+        self._log_power_off()
         self.log.append(events.POWER_ON, 0, 0)
         self.post_results = run_post(self.hal)
         failed = failures(self.post_results)
@@ -122,6 +123,23 @@ class PumpApp:
         self.progress.boot(self)     # SR-TH-5: an interrupted therapy is shown, not resumed
         self.alarms.update(self.now_ms())
         return self.post_ok
+
+    def _log_power_off(self):
+        """SR-LOG-1 power off: the pump has no orderly shutdown (the battery is pulled or
+        runs out, a reset), so the end of the previous run is logged at the next power-on:
+        POWER_OFF a = 1 (noticed at power-on), b = that run's uptime (s) at its last record."""
+        log = self.log
+        if not log.last_seq:
+            return
+        from firmware.eventlog import decode
+        try:
+            last = log.read(log.last_seq, 1)
+            if last:
+                rec = decode(last[0])
+                if rec[1] != events.POWER_OFF:
+                    log.append(events.POWER_OFF, 1, rec[3] // 1000)
+        except Exception as e:          # never stops a boot
+            self._error(ERR_SYSTEM, e)
 
     # ---- drug library ------------------------------------------------------------
     def set_library(self, library):
@@ -154,6 +172,7 @@ class PumpApp:
         self.alarms.supersede(al.INFUSION_COMPLETE_KVO)
         self.therapy = None                           # program_from_library sets it again
         self.mode = None                              # program_therapy sets it again
+        self.progress.clear(self)                     # SR-TH-5: the old record is replaced
         self.alarms.cause_gone(al.SOFT_LIMIT_OVERRIDE)  # the override's program is replaced
         self.last_phase = self.core.phase
 
@@ -184,6 +203,8 @@ class PumpApp:
         finally:
             self.driver.unlock(irq)
         self.log.append(events.RATE_CHANGED, rate_ul_per_h, until_ul)
+        if self.program is not None:       # the display and STATUS show the rate running
+            self.program = (rate_ul_per_h,) + self.program[1:]
 
     def program_therapy(self, spec):
         """Program any therapy mode from its spec (firmware/therapy/__init__.py): checked by
@@ -191,10 +212,13 @@ class PumpApp:
         mode.  The previous program stays in force on a refusal."""
         from firmware import therapy
         mode = therapy.make(spec)
-        self._load_mode(mode)
+        self.load_mode(mode)
         return mode
 
-    def _load_mode(self, mode):
+    def load_mode(self, mode, resumed=False):
+        """Load a mode object into the core and make it the running therapy (logged).
+        A new program (not a power-loss resume) replaces the power-loss record: a cut
+        before it starts offers nothing, never the program it replaced (SR-TH-5)."""
         mode.load(self)
         program = mode.core_args
         self.program = (program["rate_ul_per_h"], program["vtbi_ul"], program["kvo_ul_per_h"],
@@ -209,17 +233,35 @@ class PumpApp:
         self.mode = mode
         self.reservoir_ul = mode.spec.get("reservoir_ul")
         self.last_phase = self.core.phase
+        if not resumed:
+            self.progress.clear(self)
 
     def resume_therapy(self, spec, snapshot, delivered_ul):
         """After a power loss, on the clinician's or patient's confirmation (SR-TH-5): the
         same therapy without what was already delivered (firmware/resume_screen.py)."""
         from firmware import therapy
+        if spec.get("mode") == "prime":     # the set may be connected now: never resumed
+            raise therapy.TherapyError("mode", "a prime is not resumed: prime again")
         mode = therapy.make(spec)
-        mode.resume_from(delivered_ul)
-        if snapshot:
-            mode.granted = snapshot.get("granted", 0)
-            mode.denied = snapshot.get("denied", 0)
-        self._load_mode(mode)
+        # what was given after the last save is not in the record: count it as given, so
+        # a power cut can under-deliver (<= the save lag), never give a volume twice
+        fastest = spec.get("bolus_rate_ul_per_h", 0) or 0
+        for seg in mode.segments:
+            fastest = max(fastest, seg[1] + (spec.get("bolus_rate_ul_per_h", 0) or 0))
+        mode.resume_from(delivered_ul + self.progress.lag_ul(fastest))
+        mode.base_ul = delivered_ul
+        snapshot = snapshot or {}
+        mode.granted = snapshot.get("granted", 0)
+        mode.denied = snapshot.get("denied", 0)
+        self.load_mode(mode, resumed=True)
+        # the rolling windows and the lockout across the power loss (SR-CORE-2): what
+        # the record says, counted as if given now, and a full lockout from now
+        irq = self.driver.lock()
+        try:
+            self.core.restore_history(snapshot.get("w1h_ul", 0), snapshot.get("w4h_ul", 0),
+                                      snapshot.get("b1h", 0))
+        finally:
+            self.driver.unlock(irq)
         return mode
 
     def request_bolus(self, kind=sc.BOLUS_PATIENT, amount_ul=0):
@@ -233,6 +275,7 @@ class PumpApp:
             self.driver.unlock(irq)
         if code == sc.BOLUS_GRANTED:
             self.log.append(events.BOLUS_GRANTED, kind, self.core.window_ul())
+            self.progress.sync(self)      # the record knows of it before the next cut
         else:
             self.log.append(events.BOLUS_DENIED, code, kind)
         if self.mode is not None:
@@ -245,8 +288,8 @@ class PumpApp:
         if mode is None or not hasattr(mode, "early_taper_down"):
             from firmware.therapy import TherapyError
             raise TherapyError("mode", "no taper to bring forward")
-        not_given = mode.early_taper_down(self)
-        self.log.append(events.TAPER_DOWN_EARLY, not_given, mode.total_ul)
+        taper, not_given = mode.early_taper_down(self)
+        self.log.append(events.TAPER_DOWN_EARLY, not_given, taper.total_ul)
         return not_given
 
     def program_from_library(self, *args, **kw):
@@ -445,6 +488,11 @@ class PumpApp:
             keys = menu.on_keys(self, keys, self.now_ms())   # the keys it leaves
         if keys & KEY_BOLUS and self.mode is not None and self.mode.bolus_allowed:
             self.request_bolus()          # the core decides (lockout, counts, maxima)
+        if keys & KEY_RUN_STOP and self.mode is not None and \
+                self.mode.start_at_ms is not None:
+            self.mode.start_at_ms = None      # RUN/STOP cancels a delayed start (logged)
+            self.log.append(events.THERAPY_DELAYED, 0, 1)
+            keys &= ~KEY_RUN_STOP
         if keys & KEY_RUN_STOP:
             if self.core.phase in (sc.PHASE_RUNNING, sc.PHASE_KVO):
                 self.pause()

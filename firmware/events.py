@@ -10,7 +10,9 @@ except ImportError:  # CPython
         return x
 
 POWER_ON = const(1)
-POWER_OFF = const(2)
+POWER_OFF = const(2)             # a = 1: the previous run ended without an orderly stop
+#                                  (battery out, reset), logged at the next power-on;
+#                                  b = that run's uptime s at its last record
 SELF_TEST_PASSED = const(3)
 SELF_TEST_FAILED = const(4)
 THERAPY_PROGRAMMED = const(10)   # a = rate uL/h, b = VTBI uL
@@ -24,7 +26,8 @@ PROGRAM_REFUSED = const(17)      # a = field id, b = refusal code
 # therapy modes (issue 7: firmware/therapy/)
 THERAPY_MODE = const(23)         # a = mode (firmware/therapy MODES index), b = segments;
 #                                  logged right after THERAPY_PROGRAMMED of a mode
-THERAPY_DELAYED = const(24)      # a = start delay s: start() armed a delayed start
+THERAPY_DELAYED = const(24)      # a = start delay s: start() armed a delayed start;
+#                                  a = 0, b = 1: RUN/STOP cancelled the delayed start
 TAPER_DOWN_EARLY = const(25)     # a = uL of the bag not given, b = uL of the taper down
 BOLUS_REQUESTED = const(20)      # a = kind (0 patient, 1 clinician), b = amount uL (clinician)
 BOLUS_GRANTED = const(21)        # a = kind, b = uL in the rolling hour before it

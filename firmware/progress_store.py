@@ -75,6 +75,7 @@ class ProgressStore:
     """The progress record of one pump (``app.progress``)."""
 
     def __init__(self, storage, clock, ustep_volume_pl, cycle_ms):
+        self.cycle_ms = cycle_ms
         self.storage = storage
         self.clock = clock
         per_cycle_ul = sc.RATE_MAX_UL_PER_H * cycle_ms // 3600000 + 1
@@ -99,6 +100,13 @@ class ProgressStore:
         self.damaged = 0               # slot files present but unreadable at load()
         self.last_error = None
 
+    def lag_ul(self, rate_ul_per_h):
+        """The most a record can lag the core at ``rate_ul_per_h`` (uL): what one save
+        period and one cycle give, never more than the 1 mL cadence.  A resume counts it
+        as given (SR-TH-5: under-deliver, never give a volume twice)."""
+        by_time = rate_ul_per_h * (self.period_ms + self.cycle_ms) // 3600000 + 1
+        return by_time if by_time < _SAVE_EVERY_UL else _SAVE_EVERY_UL
+
     # ---- boot ------------------------------------------------------------------------------
     def boot(self, app):
         """At power-on: offer an interrupted therapy (never resumed here: SR-TH-5)."""
@@ -109,6 +117,10 @@ class ProgressStore:
             self._failed(app, e)
         if self.damaged:
             app.log.append(events.PROGRESS_RECORD_DAMAGED, self.damaged, 0)
+        spec = doc.get("spec") if doc is not None else None
+        if spec is not None and spec.get("mode") == "prime":
+            doc = None                       # a prime is never offered: the set may be
+            #                                  connected to the patient by now
         if doc is not None and (doc["state"] == "running" or doc["state"] == "paused"):
             from firmware import resume_screen    # only when there is something to offer
             resume_screen.offer(app, doc)

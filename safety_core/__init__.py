@@ -281,9 +281,20 @@ class SafetyCore:
 
     def bolus(self, kind=BOLUS_PATIENT, amount_ul=0):
         """Ask the core for a bolus: BOLUS_GRANTED or a BOLUS_DENIED_* reason (counted)."""
-        if amount_ul < 0 or amount_ul > U32_MAX:
-            amount_ul = U32_MAX
+        if amount_ul < 0 or amount_ul > BOLUS_MAX_UL:
+            amount_ul = BOLUS_MAX_UL + 1   # refused as SIZE (a small int on every port)
         return self._core.bolus(kind, amount_ul)
+
+    def restore_history(self, ul_1h, ul_4h, boluses_1h):
+        """After a power loss, before the resumed program starts: what the record says was
+        pumped in the last 1 h / 4 h and the patient boluses of the last hour enter the
+        rolling windows (counted as if given now), and a full lockout starts.  Raises
+        CoreRefused outside READY or for values beyond the 4 h / count limits."""
+        args = (min(max(ul_1h, 0), U32_MAX), min(max(ul_4h, 0), U32_MAX),
+                min(max(boluses_1h, 0), U32_MAX))
+        rc = self._core.restore_history(*args)
+        if rc != OK:
+            raise CoreRefused(rc, _ERR_TEXT.get(rc, "history refused (code %d)" % rc))
 
     def window_ul(self, hours4=False):
         """Volume pumped in the rolling 1 h (or 4 h) window, uL (rounded down)."""

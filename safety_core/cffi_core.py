@@ -46,6 +46,9 @@ class CffiCore:
     def bolus(self, kind, amount_ul):
         return self._lib.sc_bolus(self._s, kind, amount_ul)
 
+    def restore_history(self, ul_1h, ul_4h, boluses_1h):
+        return self._lib.sc_restore_history(self._s, ul_1h, ul_4h, boluses_1h)
+
     def window_steps(self, hours4):
         return self._lib.sc_window_steps(self._s, hours4)
 

@@ -48,6 +48,9 @@ class NativeCore:
     def bolus(self, kind, amount_ul):
         return sc_native.bolus(self._state, kind, amount_ul)
 
+    def restore_history(self, ul_1h, ul_4h, boluses_1h):
+        return sc_native.restore_history(self._state, ul_1h, ul_4h, boluses_1h)
+
     def window_steps(self, hours4):
         return sc_native.window_steps(self._state, hours4)
 

@@ -96,6 +96,9 @@ def _check_bolus(p):
         or _check_multiple(FIELD_BOLUS_RATE, bolus_rate)
     if r:
         return r
+    # a bolus runs on top of the basal: together never above the device maximum
+    if bolus_rate > RATE_MAX_UL_PER_H - p["rate_ul_per_h"]:
+        return (ERR_ABOVE_MAX, FIELD_BOLUS_RATE, RATE_MAX_UL_PER_H - p["rate_ul_per_h"])
     bolus = p["bolus_ul"]
     if bolus == 0:
         return _check_range(FIELD_LOCKOUT, p["lockout_s"], 0, 0) or \
@@ -273,11 +276,7 @@ class ReferenceCore:
         if r:
             return r
         if self.flags & FLAG_PRIME:
-            # the air the prime pushed out never reached a patient
-            for i in range(AIR_BUCKETS):
-                self.air_bucket_nl[i] = 0
-            self.air_window_nl = 0
-            self.air_run_nl = 0
+            self.air_run_nl = 0   # the prime's air never entered the window (see _tick)
         for name in PROGRAM_FIELDS:
             setattr(self, name, p[name])
         self.occlusion_stop_mmhg = p["occlusion_limit_mmhg"]
@@ -345,6 +344,8 @@ class ReferenceCore:
             return r
         if self.kvo_ul_per_h > rate_ul_per_h:
             return (ERR_BELOW_MIN, FIELD_RATE, self.kvo_ul_per_h)
+        if rate_ul_per_h > RATE_MAX_UL_PER_H - self.bolus_rate_ul_per_h:
+            return (ERR_ABOVE_MAX, FIELD_RATE, RATE_MAX_UL_PER_H - self.bolus_rate_ul_per_h)
         if until_ul > self.vtbi_ul:
             return (ERR_ABOVE_MAX, FIELD_SEGMENT_END, self.vtbi_ul)
         limit = self.vtbi_steps if until_ul == 0 else _vtbi_to_steps(until_ul,
@@ -356,6 +357,30 @@ class ReferenceCore:
         self.limit_steps = limit
         self.segment_held = 0
         return None
+
+    def restore_history(self, ul_1h, ul_4h, boluses_1h):
+        """sc_restore_history: OK or ERR_*."""
+        if self.magic != MAGIC:
+            return ERR_STATE
+        if self.phase != PHASE_READY:
+            return ERR_BUSY
+        if ul_1h > MAX_4H_MAX_UL or ul_4h > MAX_4H_MAX_UL or boluses_1h > MAX_BOLUSES_PER_H_MAX:
+            return ERR_ABOVE_MAX
+        pl = self.ustep_volume_pl
+        steps_1h = _vtbi_to_steps(ul_1h, pl)
+        steps_4h = _vtbi_to_steps(ul_4h, pl)
+        self.win_base_steps = (self.win_base_steps - steps_1h) & U32_MAX
+        self.win_base_boluses = (self.win_base_boluses - boluses_1h) & U32_MAX
+        if steps_4h > steps_1h:
+            i = self.win_index
+            j = i - 13 if i >= 13 else i + WINDOW_BUCKETS - 13
+            self.win_steps[j] = (self.win_steps[j] + steps_4h - steps_1h) & U32_MAX
+            self.win_4h_steps = (self.win_4h_steps + steps_4h - steps_1h) & U32_MAX
+        self.last_bolus_tick = self.ticks
+        self.patient_boluses = (self.patient_boluses + 1) & U32_MAX
+        self.win_base_boluses = (self.win_base_boluses + 1) & U32_MAX
+        self._window_allow()
+        return OK
 
     def _deny(self, code):
         if self.boluses_denied < U32_MAX:
@@ -482,9 +507,10 @@ class ReferenceCore:
             self.air_window_nl -= self.air_bucket_nl[idx]
             self.air_bucket_nl[idx] = 0
         if air_nl:
+            counted = air_nl & self.window_mask     # a prime's air reaches no patient
             idx = self.air_bucket_index
-            self.air_bucket_nl[idx] = _sat_add(self.air_bucket_nl[idx], air_nl)
-            self.air_window_nl = _sat_add(self.air_window_nl, air_nl)
+            self.air_bucket_nl[idx] = _sat_add(self.air_bucket_nl[idx], counted)
+            self.air_window_nl = _sat_add(self.air_window_nl, counted)
         if self.air_armed:      # a program is loaded and it is not a prime
             if self.air_run_nl >= self.bubble_limit_nl:
                 found |= FAULT_AIR_BUBBLE

@@ -13,6 +13,10 @@ Compliance: 0.010 mL/kPa (SPEC PT-4 anchor for a pump line) = 1.33 uL/mmHg.
   colour-coded sizes) -> 0.19 mmHg*s/uL, plus a 2 m, 1.0 mm ID set ->
   0.43 mmHg*s/uL.  Peripheral venous pressure ~8 mmHg (forearm vein,
   patient seated: 5-10 mmHg).
+
+A preset may also name its cam mechanism model, ``"mechanism": "truthful"`` (issue 8
+item 5; ``sim/mechanism_truthful.py``); none does, so every preset keeps the ideal
+mechanism unless ``World(..., mechanism=...)`` asks otherwise.
 """
 import math
 

@@ -12,6 +12,15 @@ without them: the upstream sensor has its own noise stream (integer arithmetic,
 so reading it every cycle allocates nothing on MicroPython) and the downstream
 one's sequence is unchanged by how often the firmware reads upstream (the first two
 upstream reads, the power-on self test's, still draw from the shared stream).
+
+Mechanism (issue 8 item 5, PT-3): the default is the ideal cam of ``sim.mechanism``
+(stroke fixed, phase 0).  ``mechanism="truthful"`` (or ``"mechanism": "truthful"``
+in a line preset) selects ``sim.mechanism_truthful``: stroke scaled by the outlet
+pressure, the upstream head and tubing wear, the cam at a random phase drawn from
+``seed``.  ``conditions`` (a dict, either model) sets test conditions: added
+back-pressure, bag height, cam start phase, wear, the model's coefficients (keys
+and magnitudes: ``sim/mechanism_truthful.py``).  Both are imported only when
+asked for, so the default world is unchanged.
 """
 try:
     from micropython import const
@@ -47,7 +56,7 @@ class World:
     """Physics and virtual time for one simulated pump."""
 
     def __init__(self, preset="picc", seed=1, stroke_error=0.0, noise_mmhg=_NOISE_MMHG,
-                 battery_soc=1.0, encoder_pulses_per_rev=1):
+                 battery_soc=1.0, encoder_pulses_per_rev=1, mechanism=None, conditions=None):
         if preset not in PRESETS:
             raise ValueError("unknown line preset %r (choose %s)" %
                              (preset, ", ".join(sorted(PRESETS))))
@@ -83,6 +92,14 @@ class World:
         self._up_shared_reads = 2
         self._up_counts = int(_UPSTREAM_MMHG / _ADC_MMHG_PER_COUNT)
         self._up_sigma_counts = int(noise_mmhg / _ADC_MMHG_PER_COUNT + 0.5)
+        self._head_mmhg = _UPSTREAM_MMHG   # the bag's head: what a released upstream returns to
+        self._truthful = None              # the truthful mechanism, when selected
+        if mechanism is None:
+            mechanism = p.get("mechanism")
+        if conditions or (mechanism is not None and mechanism != "ideal"):
+            from sim.mechanism_truthful import setup
+            setup(self, mechanism or "ideal", seed, stroke_error, encoder_pulses_per_rev,
+                  conditions or {})
 
     # ---- hooks used by the sim HAL ------------------------------------------
     def command_steps(self, steps, period_ms):
@@ -117,8 +134,8 @@ class World:
         the cam pulls a vacuum in the pumping segment; on release the bag refills it."""
         self.upstream_blocked = bool(blocked)
         if not blocked:
-            self.upstream_mmhg = _UPSTREAM_MMHG
-            self._up_counts = int(_UPSTREAM_MMHG / _ADC_MMHG_PER_COUNT)
+            self.upstream_mmhg = self._head_mmhg
+            self._up_counts = int(self._head_mmhg / _ADC_MMHG_PER_COUNT)
 
     def jam_cam(self, jammed=True):
         """The motor steps but the cam does not turn (jammed cam, slipping coupling)."""
@@ -146,6 +163,8 @@ class World:
             turn = 0
         if self.free_flow_usteps_per_s:
             turn += self.free_flow_usteps_per_s * dt_ms // 1000
+        if turn and self._truthful is not None:
+            self._truthful.set_conditions(self.line.pressure_mmhg, self.upstream_mmhg, self.t_ms)
         pumped = self.mechanism.move(turn) if turn else 0.0
         self.steps_total += steps
         if self.upstream_blocked and pumped:

@@ -12,7 +12,8 @@ can ask for less, never for more.
 
 The application (firmware/app.py) stays the control cycle: it calls
 ``mode.on_cycle(app, now_ms)`` once per cycle (allocation-free when nothing
-changes), ``mode.request_bolus`` on the BOLUS key and reports ``mode.report()``.
+changes), asks the core for a bolus on the BOLUS key (``app.request_bolus``, PCA
+only) and reports ``mode.report()``.
 Specs (integers, uL, uL/h, s):
   {"mode": "continuous", "rate_ul_per_h", "vtbi_ul", "kvo_ul_per_h"}
   {"mode": "intermittent", "dose_ul", "dose_rate_ul_per_h", "interval_s", "doses",
@@ -230,8 +231,18 @@ class Therapy:
                 "boluses_denied_total": self.denied}
 
     def snapshot(self):
-        """Small ints for the power-loss record (firmware/progress_store.py)."""
-        return {"index": self.index, "granted": self.granted, "denied": self.denied}
+        """Small ints for the power-loss record (firmware/progress_store.py): the plan's
+        position, the bolus counts, and what the rolling windows hold (uL in the last
+        1 h / 4 h, patient boluses in the last hour) for sc_restore_history."""
+        snap = {"index": self.index, "granted": self.granted, "denied": self.denied}
+        app = self.app
+        if app is not None:
+            core = app.core
+            snap["w1h_ul"] = core.window_ul()
+            snap["w4h_ul"] = core.window_ul(True)
+            snap["b1h"] = core.field("win_1h_boluses") + (
+                (core.field("patient_boluses") - core.field("win_base_boluses")) & 0xFFFF)
+        return snap
 
     def resume_from(self, delivered_ul):
         """Drop what was delivered before a power loss from the plan: the remaining

@@ -3,7 +3,8 @@
 The plan is dose, KVO gap, dose, ... dose: each dose runs at the dose rate; each gap
 runs at the KVO rate for what is left of the interval after the dose, as a volume
 (rate x time, rounded down to the uL), so a dose starts on time to within a cycle
-and every phase has an exact volume.  After the last dose the core's own KVO
+plus the time of 1 uL at the KVO rate (36 s at 0.1 mL/h), never late, and every
+phase has an exact volume.  After the last dose the core's own KVO
 (post-VTBI) keeps the vein open.  Example: 100 mL of cefazolin over 30 min every
 8 h for 24 h, KVO 5 mL/h.
 """

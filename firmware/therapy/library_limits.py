@@ -41,6 +41,11 @@ def apply_pca(app, spec, program):
     lib_bolus_ul = bolus * num // den
     lib_1h_ul = dose_1h * num // den
     lib_4h_ul = dose_4h * num // den
+    for name, value, lib_value in (("pca_max_bolus", lib_bolus_ul, bolus),
+                                   ("pca_max_dose_1h", lib_1h_ul, dose_1h),
+                                   ("pca_max_dose_4h", lib_4h_ul, dose_4h)):
+        if lib_value and not value:      # 0 would mean "no limit" to the core
+            raise TherapyError("library", "%s is below 1 uL at this concentration" % name)
     if program["bolus_ul"] > lib_bolus_ul:
         raise TherapyError("bolus_ul", "%d uL above the library's %d uL (%s)"
                            % (program["bolus_ul"], lib_bolus_ul, pg.dose_text(bolus, e.dose_unit)))
@@ -55,6 +60,12 @@ def apply_pca(app, spec, program):
         elif mine > lib_value:
             raise TherapyError(key, "%d above the library's %d" % (mine, lib_value))
     # the basal is a dose rate of the entry: its hard maximum, inward, goes to the core
-    program["hard_max_rate_ul_per_h"] = pg.floor_rate(e.hard_max * num, den)
+    hard_max = pg.floor_rate(e.hard_max * num, den)
+    if not hard_max:
+        raise TherapyError("library", "the hard maximum rate is below 0.1 mL/h at this "
+                           "concentration")
+    program["hard_max_rate_ul_per_h"] = hard_max
+    if e.hard_min:
+        program["hard_min_rate_ul_per_h"] = pg.ceil_rate(e.hard_min * num, den)
     program["drug_id"] = e.drug_id
     return program

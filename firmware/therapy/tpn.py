@@ -57,25 +57,30 @@ class Tpn(Therapy):
         return segs
 
     def early_taper_down(self, app):
-        """Plateau (or taper up) ends now; the taper-down steps follow.  Returns the
-        volume that will not be given (uL)."""
+        """Plateau (or taper up) ends now; the taper-down steps follow as a new program
+        (a step profile of the taper: what the power-loss record and the display then
+        show).  Returns (the new mode, the volume of the bag that will not be given)."""
         if not self.down_segments or self.segments[self.index][0].startswith("TAPER DOWN"):
             raise TherapyError("taper", "already tapering down or no taper-down programmed")
+        from firmware.therapy.steps import Steps
         delivered = app.core.delivered_ul()
         n = len(self.history)
-        self.history = self.history + self.report(app)["phases"][n:n + self.index + 1]
-        not_given = self.total_ul - delivered
+        history = self.history + self.report(app)["phases"][n:n + self.index + 1]
         down_ul = 0
+        steps = []
         for seg in self.down_segments:
             down_ul += seg[2]
-        not_given -= down_ul
-        # the core gets a new program: the taper down only (the windows carry over)
+            steps.append([seg[1], seg[2]])
+        spec = {"mode": "steps", "steps": steps, "taper_of": "tpn"}
+        for key in ("kvo_ul_per_h", "occlusion_limit_mmhg", "bubble_limit_ul", "max_1h_ul"):
+            spec[key] = self.spec[key]
+        taper = Steps(spec)
+        for i in range(len(taper.segments)):      # keep the taper's names in the report
+            taper.segments[i] = self.down_segments[i]
+        taper.history = history
+        taper.base_ul = self.base_ul + delivered
+        not_given = self.total_ul - delivered - down_ul
         app.pause()
-        self.base_ul += delivered
-        self.segments = list(self.down_segments)
-        self.seg_start_ul = [0] * len(self.segments)
-        self.index = 0
-        self.total_ul = down_ul
-        self.load(app)
+        app.load_mode(taper)                     # logged as a new program; record re-armed
         app.start()
-        return not_given
+        return taper, not_given

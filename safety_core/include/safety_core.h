@@ -7,7 +7,9 @@
  *   - portable C99, no heap, no recursion, no floating point, no globals and no
  *     initialised data: every byte of state lives in a caller-owned sc_state_t;
  *   - every loop is bounded by a compile-time constant;
- *   - all arithmetic on counters saturates instead of wrapping;
+ *   - all arithmetic on counters saturates instead of wrapping, but for the
+ *     sequence counters pumped_steps and patient_boluses, which wrap by design
+ *     (only their differences are used);
  *   - units are in the names: _ul (microlitres), _nl (nanolitres),
  *     _pl (picolitres), _mmhg, _ms, _ticks, _ul_per_h.
  *
@@ -272,6 +274,15 @@ uint32_t sc_set_rate(sc_state_t *s, uint32_t rate_ul_per_h, uint32_t until_ul,
  * the rolling 1 h and 4 h maxima.  Returns SC_BOLUS_GRANTED or the denial, which
  * is counted.  A pause or a fault cancels the rest of a bolus. */
 uint32_t sc_bolus(sc_state_t *s, uint32_t kind, uint32_t amount_ul);
+
+/* After a power loss (SR-TH-5), before the resumed program first starts (READY):
+ * what the pump's record says was pumped in the last hour (ul_1h) and 4 hours
+ * (ul_4h), and the patient boluses of the last hour, enter the rolling windows as if
+ * given just now, so they stay counted at least as long as they really would; and a
+ * full lockout starts now.  SC_ERR_BUSY outside READY, SC_ERR_ABOVE_MAX for values
+ * beyond the 4 h maximum / bolus count limits. */
+uint32_t sc_restore_history(sc_state_t *s, uint32_t ul_1h, uint32_t ul_4h,
+                            uint32_t boluses_1h);
 
 /* Steps pumped in the rolling 1 h (hours4 = 0) or 4 h (hours4 = 1) window. */
 uint32_t sc_window_steps(const sc_state_t *s, uint32_t hours4);

@@ -23,9 +23,12 @@ static sc_state_t *state_of(mp_obj_t buf_obj)
     return (sc_state_t *)info.buf;
 }
 
+/* uint32 arguments up to 2^32 - 1: on a 32-bit port those above 2^31 are big ints,
+ * which mp_obj_get_int refuses with OverflowError; the truncated read keeps the bits
+ * (the facade has already refused anything outside uint32) */
 static uint32_t u32_of(mp_obj_t o)
 {
-    return (uint32_t)mp_obj_get_int(o);
+    return (uint32_t)mp_obj_get_int_truncated(o);
 }
 
 static mp_obj_t refusal_or_none(uint32_t rc, const sc_refusal_t *why)
@@ -91,6 +94,15 @@ static mp_obj_t nm_bolus(mp_obj_t state, mp_obj_t kind, mp_obj_t amount_ul)
     return mp_obj_new_int_from_uint(sc_bolus(state_of(state), u32_of(kind), u32_of(amount_ul)));
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(nm_bolus_obj, nm_bolus);
+
+/* restore_history(state, ul_1h, ul_4h, boluses_1h) -> code */
+static mp_obj_t nm_restore_history(size_t n_args, const mp_obj_t *args)
+{
+    (void)n_args;
+    return mp_obj_new_int_from_uint(sc_restore_history(state_of(args[0]), u32_of(args[1]),
+                                                       u32_of(args[2]), u32_of(args[3])));
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(nm_restore_history_obj, 4, 4, nm_restore_history);
 
 /* window_steps(state, hours4) -> steps in the rolling 1 h / 4 h window */
 static mp_obj_t nm_window_steps(mp_obj_t state, mp_obj_t hours4)
@@ -173,5 +185,6 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_set_rate, MP_OBJ_FROM_PTR(&nm_set_rate_obj));
     mp_store_global(MP_QSTR_bolus, MP_OBJ_FROM_PTR(&nm_bolus_obj));
     mp_store_global(MP_QSTR_window_steps, MP_OBJ_FROM_PTR(&nm_window_steps_obj));
+    mp_store_global(MP_QSTR_restore_history, MP_OBJ_FROM_PTR(&nm_restore_history_obj));
     MP_DYNRUNTIME_INIT_EXIT
 }

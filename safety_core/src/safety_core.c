@@ -178,6 +178,11 @@ static uint32_t check_bolus(const sc_program_t *p, sc_refusal_t *why)
     if (rc != SC_OK) {
         return rc;
     }
+    /* a bolus runs on top of the basal: together never above the device maximum */
+    if (p->bolus_rate_ul_per_h > SC_RATE_MAX_UL_PER_H - p->rate_ul_per_h) {
+        return refuse(why, SC_ERR_ABOVE_MAX, SC_FIELD_BOLUS_RATE,
+                      SC_RATE_MAX_UL_PER_H - p->rate_ul_per_h);
+    }
     if (p->bolus_ul == 0u) {
         rc = check_range(why, SC_FIELD_LOCKOUT, p->lockout_s, 0u, 0u);
         if (rc != SC_OK) {
@@ -299,7 +304,7 @@ static uint32_t cap_left(uint32_t cap, uint32_t used)
 uint32_t sc_window_steps(const sc_state_t *s, uint32_t hours4)
 {
     uint32_t current = s->pumped_steps - s->win_base_steps; /* wrapping difference: exact */
-    /* bounded by what the motor pumps in 4 h 5 min (< 2^27 steps): no wrap */
+    /* bounded by what the motor pumps in 4 h 5 min (< 2^29 steps): no wrap */
     return ((hours4 != 0u) ? s->win_4h_steps : s->win_1h_steps) + current;
 }
 
@@ -322,7 +327,8 @@ static void window_allow(sc_state_t *s)
  *      4 h sum and is cleared for reuse, the index moves on;
  *   3. allow_steps is recomputed from the new sums (it only grows here).
  * Runs once per SC_WINDOW_BUCKET_TICKS (the first after SC_WINDOW_FIRST_ROLL_TICKS);
- * every sum is bounded by what a motor can pump in 4 h (< 2^27 steps): no wrap. */
+ * every sum is bounded by what the motor can pump in 4 h 5 min at 500 mL/h (basal and
+ * bolus together: < 2^29 steps at the smallest calibration): no wrap. */
 static void window_roll(sc_state_t *s)
 {
     uint32_t i = s->win_index;
@@ -402,13 +408,7 @@ uint32_t sc_load_program(sc_state_t *s, const sc_program_t *p, sc_refusal_t *why
     s->occlusion_stop_mmhg = p->occlusion_limit_mmhg;
     s->program.bubble_limit_ul = p->bubble_limit_ul;
     if ((s->program.flags & SC_FLAG_PRIME) != 0u) {
-        /* the air the prime pushed out never reached a patient */
-        uint32_t i;
-        for (i = 0u; i < SC_AIR_BUCKETS; i++) {
-            s->air_bucket_nl[i] = 0u;
-        }
-        s->air_window_nl = 0u;
-        s->air_run_nl = 0u;
+        s->air_run_nl = 0u; /* the prime's air never entered the window (air_window_tick) */
     }
     s->program.max_1h_ul = p->max_1h_ul;
     s->program.max_4h_ul = p->max_4h_ul;
@@ -496,6 +496,10 @@ uint32_t sc_set_rate(sc_state_t *s, uint32_t rate_ul_per_h, uint32_t until_ul,
     if (s->program.kvo_ul_per_h > rate_ul_per_h) {
         return refuse(why, SC_ERR_BELOW_MIN, SC_FIELD_RATE, s->program.kvo_ul_per_h);
     }
+    if (rate_ul_per_h > SC_RATE_MAX_UL_PER_H - s->program.bolus_rate_ul_per_h) {
+        return refuse(why, SC_ERR_ABOVE_MAX, SC_FIELD_RATE,
+                      SC_RATE_MAX_UL_PER_H - s->program.bolus_rate_ul_per_h);
+    }
     if (until_ul > s->program.vtbi_ul) {
         return refuse(why, SC_ERR_ABOVE_MAX, SC_FIELD_SEGMENT_END, s->program.vtbi_ul);
     }
@@ -508,6 +512,43 @@ uint32_t sc_set_rate(sc_state_t *s, uint32_t rate_ul_per_h, uint32_t until_ul,
     s->limit_steps = limit;
     s->segment_held = 0u;
     (void)refuse(why, SC_OK, SC_FIELD_NONE, 0u);
+    return SC_OK;
+}
+
+uint32_t sc_restore_history(sc_state_t *s, uint32_t ul_1h, uint32_t ul_4h,
+                            uint32_t boluses_1h)
+{
+    uint32_t steps_1h;
+    uint32_t steps_4h;
+    if (s->magic != SC_MAGIC) {
+        return SC_ERR_STATE;
+    }
+    if (s->phase != SC_PHASE_READY) {
+        return SC_ERR_BUSY;
+    }
+    if (ul_1h > SC_MAX_4H_MAX_UL || ul_4h > SC_MAX_4H_MAX_UL ||
+        boluses_1h > SC_MAX_BOLUSES_PER_H_MAX) {
+        return SC_ERR_ABOVE_MAX;
+    }
+    steps_1h = vtbi_to_steps(ul_1h, s->ustep_volume_pl);
+    steps_4h = vtbi_to_steps(ul_4h, s->ustep_volume_pl);
+    /* the last hour joins the current bucket: counted for the next 60..65 min (1 h)
+     * and 240..245 min (4 h) */
+    s->win_base_steps -= steps_1h;
+    s->win_base_boluses -= boluses_1h;
+    if (steps_4h > steps_1h) {
+        /* what was given 1..4 h ago: into the bucket 13 back, in the 4 h sums only,
+         * counted for 175..180 more minutes */
+        uint32_t i = s->win_index;
+        uint32_t j = (i >= 13u) ? i - 13u : i + SC_WINDOW_BUCKETS - 13u;
+        s->win_steps[j] += steps_4h - steps_1h;
+        s->win_4h_steps += steps_4h - steps_1h;
+    }
+    /* a full lockout from now: it counts as a bolus for the lockout, not the hour */
+    s->last_bolus_tick = s->ticks;
+    s->patient_boluses++;
+    s->win_base_boluses++;
+    window_allow(s);
     return SC_OK;
 }
 
@@ -583,9 +624,10 @@ static void air_window_tick(sc_state_t *s, uint32_t air_nl)
         s->air_bucket_nl[s->air_bucket_index] = 0u;
     }
     if (air_nl != 0u) {
+        uint32_t counted = air_nl & s->window_mask; /* a prime's air reaches no patient */
         s->air_bucket_nl[s->air_bucket_index] =
-            sat_add_u32(s->air_bucket_nl[s->air_bucket_index], air_nl);
-        s->air_window_nl = sat_add_u32(s->air_window_nl, air_nl);
+            sat_add_u32(s->air_bucket_nl[s->air_bucket_index], counted);
+        s->air_window_nl = sat_add_u32(s->air_window_nl, counted);
     }
 }
 

@@ -102,7 +102,7 @@ def main():
               (kib, result["heap_bytes"], HEAP_24H_GUARD_KIB, HEAP_24H_MIN_KIB))
         n_qstr, n_pool, pool_bytes = qstr_figures(mpy_dir)
         print("  dynamic qstrs after 1 h: %d in %d pools of %d B (a 7th pool of ~14 KB from "
-              "the %dth: %s)" % (n_qstr, n_pool, pool_bytes, QSTR_POOL_7_AT,
+              "qstr %d on: %s)" % (n_qstr, n_pool, pool_bytes, QSTR_POOL_7_AT,
                                  "allocated" if n_qstr >= QSTR_POOL_7_AT else
                                  "%d qstrs away" % (QSTR_POOL_7_AT - n_qstr)))
         if kib > HEAP_24H_MIN_KIB:

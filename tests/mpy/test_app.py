@@ -153,3 +153,26 @@ def test_service_port_failure_never_interrupts_delivery_SR_SVC_1():
     from firmware.eventlog import decode
     errors = [decode(r) for r in app.log.read(1, 100) if decode(r)[1] == events.ERROR]
     assert len(errors) == 1          # logged once, not every cycle
+
+
+def test_power_off_is_logged_at_the_next_power_on_SR_LOG_1():
+    """No orderly shutdown exists (battery pulled, reset): the next boot logs the end of
+    the previous run, with its uptime at its last record."""
+    from firmware import events
+    from firmware.eventlog import decode
+    from hal.sim import RamStorage
+    storage = RamStorage()
+    world = World(preset="picc", seed=3)
+    app = PumpApp(make_sim_hal(world, storage=storage))
+    app.boot()
+    app.program_continuous(10000, 5000)
+    app.start()
+    run_for(app, world, 90)
+    app2 = PumpApp(make_sim_hal(world, storage=storage))     # the battery was pulled
+    app2.boot()
+    recs = [decode(r) for r in app2.log.read(1, 10000)]
+    types = [r[1] for r in recs]
+    i = types.index(events.POWER_OFF)
+    assert types[i + 1] == events.POWER_ON and types.count(events.POWER_ON) == 2
+    assert recs[i][4] == 1 and recs[i][5] == recs[i - 1][3] // 1000
+    assert types.count(events.POWER_OFF) == 1                # the first boot had nothing to end

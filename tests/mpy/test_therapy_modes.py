@@ -10,7 +10,7 @@ import safety_core as sc
 from firmware import events
 from firmware.eventlog import decode
 from firmware.therapy import TherapyError
-from hal import KEY_BOLUS
+from hal import KEY_BOLUS, KEY_RUN_STOP
 from tests.mpy.test_app import make_pump, run_for
 
 PL = 15625
@@ -81,8 +81,9 @@ def test_tpn_early_taper_down_ends_the_bag_early_and_is_logged_SR_TH_1():
     app, mode, world, hal = run_mode(spec, 1200)
     not_given = app.early_taper_down()
     assert not_given > 0
+    assert app.mode is not mode and app.mode.spec["mode"] == "steps"   # what a cut resumes
     run_for(app, world, 900)
-    rep = mode.report()
+    rep = app.mode.report()
     assert rep["phases"][-1]["name"].startswith("TAPER DOWN")
     assert app.core.phase == sc.PHASE_COMPLETE
     assert rep["delivered_ul"] + not_given in (20000, 19999)  # what ran + what never will
@@ -205,7 +206,7 @@ def test_refusals_name_the_field_and_keep_the_previous_program():
 
 def test_resume_after_power_loss_continues_the_plan_SR_TH_5():
     spec = {"mode": "steps", "steps": [[36000, 1000], [72000, 2000], [36000, 1000]]}
-    app, mode, world, hal = run_mode(spec, 150)       # into the second step
+    app, mode, world, hal = run_mode(spec, 130)       # into the second step
     delivered = app.core.delivered_ul()
     assert 1000 < delivered < 3000
     app2, world2, hal2 = make_pump()
@@ -213,8 +214,53 @@ def test_resume_after_power_loss_continues_the_plan_SR_TH_5():
     app2.start()
     run_for(app2, world2, 400)
     assert mode2.base_ul == delivered
-    assert delivered + app2.core.delivered_ul() == 4000
+    lag = app2.progress.lag_ul(72000)        # counted as given: never a volume twice
+    assert delivered + lag + app2.core.delivered_ul() == 4000
     assert [p["name"] for p in mode2.report()["phases"]] == ["STEP 2", "STEP 3"]
+
+
+def test_resumed_pca_keeps_its_lockout_and_rolling_hour_SR_CORE_2_SR_TH_5():
+    """A power cut is not a way around the PCA limits: the resumed core starts with the
+    record's last hour in its windows and a full lockout."""
+    spec = {"mode": "pca", "basal_ul_per_h": 500, "bolus_ul": 1000, "bolus_rate_ul_per_h": 60000,
+            "lockout_s": 600, "max_boluses_per_h": 2, "max_1h_ul": 2000, "vtbi_ul": 50000}
+    app, mode, world, hal = run_mode(spec, 5)
+    assert app.request_bolus() == sc.BOLUS_GRANTED
+    run_for(app, world, 120)
+    snap = mode.snapshot()
+    assert snap["w1h_ul"] >= 1000 and snap["b1h"] == 1
+    app2, world2, hal2 = make_pump()                 # the battery was pulled
+    app2.resume_therapy(mode.spec, snap, app.core.delivered_ul())
+    app2.start()
+    assert app2.request_bolus() == sc.BOLUS_DENIED_LOCKOUT
+    run_for(app2, world2, 601)
+    assert app2.request_bolus() == sc.BOLUS_DENIED_1H    # 1 mL + basal + 1 mL > 2 mL
+    assert app2.core.window_ul() >= snap["w1h_ul"]
+
+
+def test_prime_is_never_resumed_SR_TH_5():
+    app, mode, world, hal = run_mode({"mode": "prime", "volume_ul": 20000}, 10)
+    app2, world2, hal2 = make_pump()
+    try:
+        app2.resume_therapy(mode.spec, mode.snapshot(), app.core.delivered_ul())
+        assert False, "a prime is never resumed"
+    except TherapyError as e:
+        assert "prime" in str(e)
+
+
+def test_run_stop_cancels_a_delayed_start_and_the_rate_shown_follows_the_segment():
+    app, world, hal = make_pump()
+    app.program_therapy({"mode": "steps", "steps": [[36000, 100], [72000, 1000]],
+                         "start_delay_s": 60})
+    app.start()
+    hal.buttons.press(KEY_RUN_STOP)
+    run_for(app, world, 120)
+    assert app.core.phase == sc.PHASE_READY and app.mode.start_at_ms is None
+    assert logged(app, events.THERAPY_DELAYED) == [(60, 0), (0, 1)]
+    app.mode.start_delay_s = 0
+    app.start()
+    run_for(app, world, 30)
+    assert app.status()["rate_ul_per_h"] == 72000        # the second step runs
 
 
 def test_pca_limits_come_from_the_drug_library_SR_TH_1_SR_LIB_4():

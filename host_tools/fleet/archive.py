@@ -467,3 +467,20 @@ def write_records(db, fmt, f, serials=None):
             close_pump()
         f.write("\n]}\n")
     return n
+
+
+# ---- text shared by `pumpctl fleet` and the fleet page ---------------------------------------
+def when_text(unix_s):
+    """A pump-clock time as UTC text, '-' when unknown."""
+    if unix_s is None:
+        return "-"
+    import time
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(unix_s))
+
+
+def ranges_text(rs, most=6):
+    """Sequence ranges [(lo, hi)] as '3, 7..9 (+2 more)'."""
+    text = ", ".join("%d" % lo if lo == hi else "%d..%d" % (lo, hi) for lo, hi in rs[:most])
+    if len(rs) > most:
+        text += " (+%d more)" % (len(rs) - most)
+    return text

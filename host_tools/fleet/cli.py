@@ -9,7 +9,6 @@ output), each with a message; 2 usage errors (click).
 """
 import os
 import sys
-import time
 
 import click
 import sqlalchemy as sa
@@ -31,17 +30,11 @@ def _db_failure(db, e):
     return click.ClickException("fleet archive %s: %s" % (fdb.describe(db), fdb.reason(e)))
 
 
-def _when(unix_s):
-    if unix_s is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(unix_s))
+_when = archive.when_text
 
 
 def _ranges(rs, most=4):
-    text = ", ".join("%d" % lo if lo == hi else "%d..%d" % (lo, hi) for lo, hi in rs[:most])
-    if len(rs) > most:
-        text += " (+%d more)" % (len(rs) - most)
-    return text
+    return archive.ranges_text(rs, most)
 
 
 @click.group("fleet")

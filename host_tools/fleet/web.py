@@ -140,17 +140,8 @@ first imported {{ first_seen }}, last {{ last_seen }}.</p>
 }
 
 
-def when(unix_s):
-    if unix_s is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(unix_s))
-
-
-def ranges_text(rs, most=6):
-    text = ", ".join("%d" % lo if lo == hi else "%d..%d" % (lo, hi) for lo, hi in rs[:most])
-    if len(rs) > most:
-        text += " (+%d more)" % (len(rs) - most)
-    return text
+when = archive.when_text
+ranges_text = archive.ranges_text
 
 
 def alarms_text(ids):

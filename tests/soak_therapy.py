@@ -18,20 +18,9 @@ from tests import test_app_stateful as sf
 
 
 class LongTherapyMachine(sf.PumpMachine):
-    """A nurse visit (line, door, battery and faults put right, alarms acknowledged),
-    a new therapy started, then 6-24 h of it: three copies of the rule make it the
-    common step, the other rules (faults, presses, power cuts) fall in between."""
-
-    def _visit_and_run(self, spec, hours):
-        w = self.world
-        w.clamp(False)
-        w.open_door(False)
-        w.battery.soc = 1.0
-        w.clear_air()
-        self.sensor_or_mechanism_fault("clear")
-        self.app.acknowledge()
-        self.program_mode(spec, True)
-        self.run_seconds(hours * 3600)
+    """Nurse visits (PumpMachine._visit_and_run) with 6-24 h therapies: three copies of
+    the rule make it the common step; the other rules (faults, presses, power cuts) fall
+    in between."""
 
     @rule(spec=sf.mode_specs, hours=st.integers(6, 24))
     def long_therapy(self, spec, hours):

@@ -126,6 +126,23 @@ class PumpMachine(RuleBasedStateMachine):
         if start:
             self.start()
 
+    def _visit_and_run(self, spec, hours):
+        """A nurse visit (line, door, battery and faults put right, alarms acknowledged),
+        a new therapy started, then hours of it (faults and presses fall in between)."""
+        w = self.world
+        w.clamp(False)
+        w.open_door(False)
+        w.battery.soc = 1.0
+        w.clear_air()
+        self.sensor_or_mechanism_fault("clear")
+        self.app.acknowledge()
+        self.program_mode(spec, True)
+        self.run_seconds(hours * 3600)
+
+    @rule(spec=mode_specs, hours=st.integers(1, 3))
+    def nurse_visit_and_therapy(self, spec, hours):
+        self._visit_and_run(spec, hours)
+
     @rule(bounces=st.integers(0, 4))
     def bolus_press(self, bounces):
         self.hal.buttons.press(hal.KEY_BOLUS, bounces=bounces)

@@ -38,8 +38,6 @@ from hal import KEY_BOLUS, KEY_DOWN, KEY_RUN_STOP, KEY_SELECT, KEY_SILENCE, KEY_
 KEY_CLINICIAN = KEY_UP | KEY_DOWN    # pressed together: clinician access
 CLINICIAN_ACCESS_MS = const(60000)   # the programming menu can be opened for 1 min after
 
-BATTERY_LOW_MV = const(3500)        # 1-cell Li-ion: ~20 % left
-BATTERY_DEPLETED_MV = const(3300)   # stop before brown-out
 DEFAULT_OCCLUSION_LIMIT_MMHG = const(300)   # ~5.8 psi, mid-range default
 DEFAULT_BUBBLE_LIMIT_UL = const(100)        # SR-CORE-5 default
 ERR_SERVICE = const(1)                      # events.ERROR argument a: what failed

@@ -9,10 +9,9 @@ with fakes on the host.
 
 Here: the pressure calibration and the key debouncer, which the sim HAL uses too
 (``hal/sim``).  The pin drivers (encoder, air detector, door, buzzer, LEDs, SSD1306,
-RTC clock, watchdog, ``pin_parts``) are in ``hal/pin_devices.py`` and are found here as
-well (``hal.devices.PwmBuzzer``, ``from hal.devices import pin_parts``): the module
-``__getattr__`` below imports them on first use, so a sim run does not hold their
-bytecode (~8 KB and ~70 qstrs on the unix x64 port; PT-8, tests/test_micropython_heap.py).
+RTC clock, watchdog, ``pin_parts``) are in ``hal/pin_devices.py``, imported by the board
+backends only, so a sim run does not hold their bytecode (~8 KB and ~70 qstrs on the
+unix x64 port; PT-8, tests/test_micropython_heap.py).
 """
 import time
 
@@ -126,9 +125,3 @@ class DebouncedButtons(hal.Buttons):
                         self.down &= ~mask
             i += 1
         return pressed
-
-
-def __getattr__(name):
-    """The pin drivers of ``hal/pin_devices.py``, imported on first use (see above)."""
-    from hal import pin_devices
-    return getattr(pin_devices, name)

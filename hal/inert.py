@@ -154,7 +154,7 @@ def guarded_hal(board, factories, pin_parts_factory):
     """A Hal whose every part is built through ``hal.build_part``.
 
     ``factories`` maps each name of ``FALLBACKS`` to a function building the real
-    part; ``pin_parts_factory(stepper)`` builds the GPIO parts (``hal.devices.pin_parts``).
+    part; ``pin_parts_factory(stepper)`` builds the GPIO parts (``hal.pin_devices.pin_parts``).
     A part that raises is replaced by its stand-in and named in ``part_failures``."""
     failures = []  # type: list
     parts = {}
@@ -169,7 +169,7 @@ def guarded_hal(board, factories, pin_parts_factory):
 
 
 def pin_part_fallbacks():
-    """Stand-ins for the parts ``hal.devices.pin_parts`` wires, as Hal keywords."""
+    """Stand-ins for the parts ``hal.pin_devices.pin_parts`` wires, as Hal keywords."""
     return {"encoder": InertEncoder(), "air": InertAirSensor(), "door": InertDoor(),
             "buttons": InertButtons(), "leds": InertLeds()}
 

@@ -5,9 +5,8 @@ text, RTC clock with a non-wrapping millisecond counter, watchdog and ``pin_part
 (the parts every board wires the same way).  Each class is handed
 ``machine`` objects (Pin, PWM, I2C, RTC, WDT) by the board backend and never imports
 ``machine`` itself, so the logic is portable and testable with fakes on the host.
-Imported through ``hal.devices`` (its module ``__getattr__``: ``hal.devices.PinDoor``,
-``from hal.devices import pin_parts``), which holds the pressure calibration and the key
-debouncer that the sim HAL uses too: a sim run loads only those.
+Imported by the board backends only; ``hal/devices.py`` holds the pressure calibration
+and the key debouncer that the sim HAL uses too: a sim run loads only those.
 """
 import time
 

@@ -11,8 +11,8 @@ import machine
 from machine import ADC, I2C, PWM, Pin, Timer, UART
 
 import hal
-from hal.devices import (AdcPressureSensor, PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog,
-                         pin_parts)
+from hal.devices import AdcPressureSensor
+from hal.pin_devices import PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog, pin_parts
 from hal.esp32 import board_devkit as board
 from hal.inert import guarded_hal
 from hal.vfs_storage import FileStorage

@@ -12,8 +12,8 @@ import rp2
 from machine import ADC, I2C, PWM, Pin
 
 import hal
-from hal.devices import (AdcPressureSensor, PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog,
-                         pin_parts)
+from hal.devices import AdcPressureSensor
+from hal.pin_devices import PwmBuzzer, RtcClock, Ssd1306Display, WdtWatchdog, pin_parts
 from hal.inert import guarded_hal
 from hal.rp2040 import board_pico as board
 from hal.rp2040.pio_steps import (TX_FIFO_DEPTH_WORDS, WORDS_PER_MOVE, count_dir_word,

@@ -1,6 +1,6 @@
 """Fake of MicroPython's ``framebuf`` for CPython tests (the unix and rp2 ports have it).
 
-Owns just what ``hal.devices.Ssd1306Display`` uses: a MONO_VLSB FrameBuffer that
+Owns just what ``hal.pin_devices.Ssd1306Display`` uses: a MONO_VLSB FrameBuffer that
 fills and draws text into a bytearray (text is recorded, not rasterised).
 """
 MONO_VLSB = 0

@@ -90,8 +90,12 @@ class Pin:
             return Pin.levels.get(self.gpio, 1)
         self.out = 1 if v else 0
 
-    def irq(self, handler=None, trigger=0):
+    def irq(self, handler=None, trigger=0, hard=False):
+        """As ports/rp2/machine_pin.c machine_pin_get_irq: the handler is kept by the port
+        (MP_STATE_PORT(machine_pin_irq_obj[gpio]), a GC root), so a lambda handed over
+        needs no other reference; soft (scheduled) unless hard=True."""
         self.handler = handler
+        self.hard = hard
 
 
 class ADC:

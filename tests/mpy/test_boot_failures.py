@@ -14,7 +14,7 @@ from firmware import protocol as p
 from firmware import eventlog, events
 from firmware.app import PumpApp
 from firmware.selftest import FAIL, NOT_TESTABLE, PASS
-from hal import devices, inert
+from hal import inert, pin_devices
 from hal import sim as simhal
 from hal.sim import QueueServicePort, make_sim_hal
 from sim.world import World
@@ -122,7 +122,7 @@ def test_missing_display_is_a_named_self_test_failure_not_an_exception_SR_AL_4()
     world = World(seed=2)
     port = QueueServicePort()
     board, factories, pin_parts = _sim_factories(
-        world, port, lambda: devices.Ssd1306Display(Rp2I2cWithoutDevice(), 0x3C))
+        world, port, lambda: pin_devices.Ssd1306Display(Rp2I2cWithoutDevice(), 0x3C))
     h = inert.guarded_hal(board, factories, pin_parts)
     assert [f[0] for f in h.part_failures] == ["display"]
     assert "OSError" in h.part_failures[0][1]
@@ -212,7 +212,7 @@ def test_post_items_say_not_testable_instead_of_passed_SR_AL_4():
 
         def value(self, v=None):
             pins[self.i] = v
-    h.leds = devices.PinLeds(Pin(0), Pin(1), Pin(2))        # GPIO only: no current sense
+    h.leds = pin_devices.PinLeds(Pin(0), Pin(1), Pin(2))        # GPIO only: no current sense
     app = PumpApp(h)
     assert app.boot()
     by_name = {}

@@ -18,21 +18,7 @@ from tests.mpy.library_pump import (BACK, DOWN, RUN, SELECT, UP, events, make_pu
 
 
 # ---- the debouncer itself, with fake pins and a fake clock ------------------------------
-class _Pin:
-    IRQ_RISING = 1
-    IRQ_FALLING = 2
-
-    def __init__(self):
-        self.v = 1
-        self.handler = None
-
-    def value(self, v=None):
-        if v is None:
-            return self.v
-        self.v = v
-
-    def irq(self, handler=None, trigger=0):
-        self.handler = handler
+from tests.mpy.test_hal_devices import FakePin as _Pin  # noqa: E402  (one fake pin)
 
 
 class _Ticks:

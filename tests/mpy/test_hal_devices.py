@@ -1,7 +1,7 @@
 """Board-independent device drivers (hal/devices.py) with fake pins: debouncing,
 calibration, door/cassette coding, buzzer and LED outputs, non-wrapping clock."""
 import hal
-from hal import devices
+from hal import devices, pin_devices
 
 
 class FakePin:
@@ -55,7 +55,7 @@ def test_pressure_calibration_maps_adc_to_mmhg():
 
 def test_door_and_cassette_coding():
     latch, c0, c1 = FakePin(0), FakePin(0), FakePin(1)
-    door = devices.PinDoor(latch, (c0, c1))
+    door = pin_devices.PinDoor(latch, (c0, c1))
     assert door.closed() and door.cassette_type() == 1
     latch.v = 1
     assert not door.closed()
@@ -63,7 +63,7 @@ def test_door_and_cassette_coding():
 
 def test_encoder_counts_rising_edges():
     pin = FakePin()
-    enc = devices.IrqEncoder(pin, 1)
+    enc = pin_devices.IrqEncoder(pin, 1)
     for _ in range(5):
         pin.handler(pin)
     assert enc.count() == 5
@@ -81,13 +81,13 @@ def test_buzzer_and_leds_drive_outputs():
         def duty_u16(self, d):
             self.duty = d
     pwm = FakePwm()
-    buzzer = devices.PwmBuzzer(pwm)
+    buzzer = pin_devices.PwmBuzzer(pwm)
     buzzer.tone(880, 100)
     assert buzzer.is_on() and pwm.f == 880 and pwm.duty > 30000
     buzzer.off()
     assert not buzzer.is_on() and pwm.duty == 0
     r, a, g = FakePin(0), FakePin(0), FakePin(0)
-    devices.PinLeds(r, a, g).set(True, False, True)
+    pin_devices.PinLeds(r, a, g).set(True, False, True)
     assert (r.v, a.v, g.v) == (1, 0, 1)
 
 
@@ -113,7 +113,7 @@ def test_pin_parts_wires_every_gpio_part_from_the_board_file():
     class Stepper:
         def steps_issued(self):
             return 0
-    parts = devices.pin_parts(board_pico, Pin, Stepper(), ("PIN_CASSETTE_0", "PIN_CASSETTE_1"))
+    parts = pin_devices.pin_parts(board_pico, Pin, Stepper(), ("PIN_CASSETTE_0", "PIN_CASSETTE_1"))
     assert sorted(parts) == ["air", "buttons", "door", "encoder", "leds"]
     assert [pin.number for _, pin in parts["buttons"].keys] == [11, 12, 13, 14, 15, 16]
     assert parts["door"].latch.number == board_pico.PIN_DOOR

@@ -105,6 +105,10 @@ bench: $(STAMP) toolchain $(CFFI_STAMP)
 	$(VPY) tests/bench/pt1_unicorn.py
 	$(VPY) tests/bench/pt2_sim_speed.py
 	$(VPY) tests/bench/pt3_trumpet.py
+	$(VPY) tests/bench/pt4_occlusion.py
+	$(VPY) tests/bench/pt4_occlusion.py --runtime micropython
+	$(VPY) tests/bench/pt4_false_alarms.py
+	$(VPY) tests/bench/pt5_air.py
 	$(VPY) tests/bench/pt8_heap.py
 	$(VPY) tests/bench/pt7_library.py
 	$(VPY) tests/bench/pt6_log_pull.py

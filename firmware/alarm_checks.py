@@ -116,7 +116,7 @@ class AlarmChecks:
         self.up_low_ms = 0
         # motion: encoder and steps at the last cycle, steps issued then (done by now)
         self.enc_last = hal.encoder.count()
-        self.steps_last = hal.stepper.steps_issued()
+        self.steps_last = self._steps_moved()
         self.steps_pending = 0
         self.since_pulse = 0          # steps done since the last encoder pulse
         self.credit = 0               # steps done minus the pulses seen (in steps)
@@ -195,12 +195,24 @@ class AlarmChecks:
             self._gone(al.BATTERY_LOW)
         return delivering
 
+    def motion_acknowledged(self):
+        """An acknowledge: the motion check starts afresh (as the core's re-arms), so a
+        runaway that channel A stopped first leaves no banked debt behind for the restart."""
+        self.credit = 0
+        self.since_pulse = 0
+
+    def _steps_moved(self):
+        """Microsteps the motor turned either way: the stepper counts the back-off's
+        reverse ones negative (SR-CORE-4), the encoder sees them as turning."""
+        back = getattr(self.app.driver, "backoff_issued", 0)
+        return self.app.hal.stepper.steps_issued() + 2 * back
+
     def _motion(self, now, delivering):
         """Stall: steps done worth _STALL_PULSES pulses and no pulse.  Free flow: pulses
         beyond the steps done by _FREE_FLOW_PULSES (the cam turns by itself)."""
         hal = self.app.hal
         enc = hal.encoder.count()
-        steps = hal.stepper.steps_issued()
+        steps = self._steps_moved()
         d_enc = enc - self.enc_last
         self.enc_last = enc
         new = steps - self.steps_last        # issued this cycle: maybe not done yet
@@ -222,8 +234,9 @@ class AlarmChecks:
             self.credit = 0
             self.free_pulse_ms = now
             delivering = self._stop(al.FREE_FLOW, now, delivering, True)
-        elif now - self.free_pulse_ms >= FREE_FLOW_QUIET_MS:
-            self._gone(al.FREE_FLOW)
+        elif now - self.free_pulse_ms >= FREE_FLOW_QUIET_MS and \
+                not self.app.core.faults & sc.FAULT_MOTION_RUNAWAY:
+            self._gone(al.FREE_FLOW)     # channel A's latch needs its own acknowledge
         if self.since_pulse > _STALL_PULSES * spp:
             self.since_pulse = 0
             delivering = self._stop(al.MOTOR_ENCODER, now, delivering, True)

@@ -50,6 +50,8 @@ _FAULT_ALARMS = (
     (sc.FAULT_AIR_BUBBLE, al.AIR_BUBBLE),
     (sc.FAULT_AIR_CUMULATIVE, al.AIR_CUMULATIVE),
     (sc.FAULT_HEARTBEAT, al.CORE_HEARTBEAT),
+    (sc.FAULT_MOTION_STALL, al.MOTOR_ENCODER),     # SR-CORE-6: under-infusion
+    (sc.FAULT_MOTION_RUNAWAY, al.FREE_FLOW),       # SR-CORE-6: over-infusion
     (sc.FAULT_STATE, al.CORE_STATE),
 )
 
@@ -67,10 +69,13 @@ class PumpApp:
         self.hal = hal
         board = hal.board
         self.core = core if core is not None else sc.SafetyCore(board.USTEP_VOLUME_PL)
+        # SR-CORE-6: the core checks the cam encoder against the steps it commands
+        ppr = hal.encoder.pulses_per_rev
+        self.core.set_motion_check(board.USTEPS_PER_REV // ppr if ppr else 0)
         self.cycle_ms = board.CYCLE_MS
         # who ticks the core: this cycle (sim) or a 10 ms timer IRQ (device)
         self.driver = driver if driver is not None else BatchDoseDriver(
-            self.core, hal.stepper, self.cycle_ms)
+            self.core, hal.stepper, self.cycle_ms, board, hal.encoder.pulses_per_rev)
         self.log = log if log is not None else EventLog(hal.storage, hal.clock)
         self.alarms = al.AlarmManager(hal, self.log)
         # service link (issue 6): keys, A/B library slots, SELECT confirms the first keys
@@ -344,8 +349,9 @@ class PumpApp:
         mmhg = hal.pressure_down.read_mmhg()
         present = hal.air.air_present()
         irq = self.driver.lock()
-        remaining = self.core.acknowledge(mmhg, present, self.heartbeat)
+        remaining = self.core.acknowledge(mmhg, present, self.heartbeat, hal.encoder.count())
         self.driver.unlock(irq)
+        self.checks.motion_acknowledged()
         for bit, alarm_id in _FAULT_ALARMS:
             if not remaining & bit:
                 self.alarms.cause_gone(alarm_id)
@@ -401,7 +407,8 @@ class PumpApp:
         air_present = hal.air.air_present()
         self.last_downstream_mmhg = mmhg
 
-        self.last_steps = self.driver.cycle(mmhg, air_nl, air_present, self.heartbeat)
+        self.last_steps = self.driver.cycle(mmhg, air_nl, air_present, self.heartbeat,
+                                            hal.encoder.count())
 
         faults = core.faults
         if faults != self.last_faults:

@@ -88,6 +88,7 @@ class _FallbackBoard:
         self.NAME = getattr(board, "NAME", "?")
         self.USTEP_VOLUME_PL = board.USTEP_VOLUME_PL
         self.CYCLE_MS = board.CYCLE_MS
+        self.USTEPS_PER_REV = getattr(board, "USTEPS_PER_REV", 3200)
         self.SERIAL = getattr(board, "SERIAL", None)
 
 
@@ -128,7 +129,8 @@ def _boot(h, board, timer_start, irq_lock, irq_unlock):
     if timer_start is None:
         return _booted(PumpApp(h, core=core, driver=BatchDoseDriver(core, h.stepper,
                                                                     board.CYCLE_MS)))
-    driver = TimerDoseDriver(core, h.stepper, timer_start, irq_lock, irq_unlock)
+    driver = TimerDoseDriver(core, h.stepper, timer_start, irq_lock, irq_unlock,
+                             board, h.encoder.pulses_per_rev)
     try:
         return _booted(PumpApp(h, core=core, driver=driver))
     except Exception:

@@ -36,6 +36,8 @@ from safety_core.constants import (  # noqa: F401  (re-exported constants)
     BOLUS_PATIENT, BOLUS_CLINICIAN, BOLUS_GRANTED, BOLUS_DENIED_LOCKOUT, BOLUS_DENIED_COUNT,
     BOLUS_DENIED_1H, BOLUS_DENIED_4H, BOLUS_DENIED_NOT_RUNNING, BOLUS_DENIED_NO_PCA,
     BOLUS_DENIED_IN_PROGRESS, BOLUS_DENIED_SIZE,
+    FAULT_MOTION_STALL, FAULT_MOTION_RUNAWAY, FIELD_USTEPS_PER_PULSE, USTEPS_PER_PULSE_MAX,
+    OCCLUSION_DEBOUNCE_TICKS, TREND_RISE_MMHG, BACKOFF_MAX_UL,
 )
 
 PHASE_NAMES = ("IDLE", "READY", "RUNNING", "KVO", "COMPLETE", "PAUSED")
@@ -44,6 +46,8 @@ FAULT_NAMES = (
     (FAULT_AIR_BUBBLE, "AIR_BUBBLE"),
     (FAULT_AIR_CUMULATIVE, "AIR_CUMULATIVE"),
     (FAULT_HEARTBEAT, "HEARTBEAT"),
+    (FAULT_MOTION_STALL, "MOTION_STALL"),
+    (FAULT_MOTION_RUNAWAY, "MOTION_RUNAWAY"),
     (FAULT_STATE, "CORE_STATE"),
 )
 # field id -> (API name, clinical name, unit kind)
@@ -64,6 +68,7 @@ FIELDS = {
     FIELD_MAX_BOLUSES: ("max_boluses_per_h", "boluses per hour", "count"),
     FIELD_SEGMENT_END: ("until_ul", "segment end", "ul"),
     FIELD_FLAGS: ("flags", "program flags", "count"),
+    FIELD_USTEPS_PER_PULSE: ("usteps_per_pulse", "microsteps per encoder pulse", "count"),
 }
 BOLUS_RESULT_NAMES = ("GRANTED", "LOCKOUT", "MAX_PER_HOUR", "MAX_1H", "MAX_4H",
                       "NOT_RUNNING", "NO_BOLUS", "IN_PROGRESS", "SIZE")
@@ -314,26 +319,69 @@ class SafetyCore:
     def pause(self):
         self._core.pause()
 
-    def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks):
-        """Advance n_ticks control ticks; returns the microsteps to make.
+    def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks, encoder_count=0):
+        """One sensor sample (pressure, encoder: see ``sample``), then n_ticks control
+        ticks; returns the microsteps to make.  The simulator's batch path: one call
+        per sample.
 
-        Safe in a hard IRQ: values inside the 31-bit small-int range (the only
-        ones the firmware produces) are compared, never combined with the 32-bit
-        limits, which are heap integers on 32-bit MicroPython ports."""
+        Values inside the 31-bit small-int range (the only ones the firmware
+        produces) are compared, never combined with the 32-bit limits, which are
+        heap integers on 32-bit MicroPython ports."""
         if downstream_mmhg < -_SMALL or downstream_mmhg > _SMALL:
             downstream_mmhg = _clamp(downstream_mmhg, _I32_MIN, _I32_MAX)
         if air_nl < 0 or air_nl > _SMALL:
             air_nl = _clamp(air_nl, 0, U32_MAX)
         if heartbeat < 0 or heartbeat > _SMALL:
             heartbeat &= U32_MAX
+        if encoder_count < 0 or encoder_count > _SMALL:
+            encoder_count &= U32_MAX
         return self._core.run(downstream_mmhg, air_nl, 1 if air_present else 0, heartbeat,
-                              n_ticks)
+                              n_ticks, encoder_count)
 
-    def acknowledge(self, downstream_mmhg, air_present, heartbeat):
+    def tick(self, air_nl, air_present, heartbeat):
+        """One control tick without a sample (the device's 10 ms hard IRQ); returns the
+        microsteps.  Safe in a hard IRQ (no allocation for small-int inputs)."""
+        if air_nl < 0 or air_nl > _SMALL:
+            air_nl = _clamp(air_nl, 0, U32_MAX)
+        if heartbeat < 0 or heartbeat > _SMALL:
+            heartbeat &= U32_MAX
+        return self._core.tick(air_nl, 1 if air_present else 0, heartbeat)
+
+    def sample(self, downstream_mmhg, encoder_count):
+        """One new sensor sample: the downstream occlusion threshold (over the limit for
+        500 ms of ticks) and trend (SR-CORE-3), the back-off an occlusion stop decides
+        (SR-CORE-4, see ``take_backoff``), and the motion check of the cam encoder
+        (SR-CORE-6).  Returns the latched faults."""
+        if downstream_mmhg < -_SMALL or downstream_mmhg > _SMALL:
+            downstream_mmhg = _clamp(downstream_mmhg, _I32_MIN, _I32_MAX)
+        if encoder_count < 0 or encoder_count > _SMALL:
+            encoder_count &= U32_MAX
+        return self._core.sample(downstream_mmhg, encoder_count)
+
+    def take_backoff(self):
+        """The reverse microsteps an occlusion stop decided (SR-CORE-4), once: run the
+        motor back by them now (a start cancels the rest).  They stay counted as
+        delivered (never given twice)."""
+        return self._core.take_backoff()
+
+    def backoff_done(self, usteps):
+        """The driver turned the motor back by ``usteps`` (small int) of a back-off: the
+        motion check expects their encoder pulses.  Safe in a hard IRQ."""
+        self._core.backoff_done(usteps)
+
+    def set_motion_check(self, usteps_per_pulse):
+        """Microsteps per cam-encoder pulse (0 = no encoder): the core's motion check
+        (SR-CORE-6).  Raises ProgramRefused outside 100..3200 or while delivering."""
+        _check_u32("usteps_per_pulse", usteps_per_pulse)
+        r = self._core.set_motion_check(usteps_per_pulse)
+        if r:
+            raise ProgramRefused(r[0], r[1], r[2], usteps_per_pulse)
+
+    def acknowledge(self, downstream_mmhg, air_present, heartbeat, encoder_count=0):
         """Clear the latched faults whose cause is gone; returns those left."""
         downstream_mmhg = _clamp(downstream_mmhg, _I32_MIN, _I32_MAX)
         return self._core.acknowledge(downstream_mmhg, 1 if air_present else 0,
-                                      heartbeat & U32_MAX)
+                                      heartbeat & U32_MAX, encoder_count & U32_MAX)
 
     @property
     def phase(self):

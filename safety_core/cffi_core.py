@@ -7,7 +7,7 @@ the C struct by name.  Importing it raises ImportError where the host build is
 missing, which makes the facade fall back to the reference.  CPython only.
 """
 from safety_core import _sc_cffi  # noqa: F401  (ImportError = backend unavailable)
-from safety_core.constants import OK, PROGRAM_FIELDS, STATE_SCALARS
+from safety_core.constants import OK, PROGRAM_FIELDS, STATE_SCALARS, WATCH_FIELDS
 
 
 class CffiCore:
@@ -58,21 +58,45 @@ class CffiCore:
     def pause(self):
         self._lib.sc_pause(self._s)
 
-    def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks):
+    def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks, encoder_count=0):
         i = self._in
         i.downstream_mmhg = downstream_mmhg
         i.air_nl = air_nl
         i.air_present = air_present
         i.heartbeat = heartbeat
+        i.encoder_count = encoder_count
         self._lib.sc_run(self._s, i, n_ticks, self._out)
         return self._out.steps
 
-    def acknowledge(self, downstream_mmhg, air_present, heartbeat):
+    def tick(self, air_nl, air_present, heartbeat):
+        i = self._in
+        i.air_nl = air_nl
+        i.air_present = air_present
+        i.heartbeat = heartbeat
+        return self._lib.sc_tick(self._s, i, self._out)
+
+    def sample(self, downstream_mmhg, encoder_count):
+        i = self._in
+        i.downstream_mmhg = downstream_mmhg
+        i.encoder_count = encoder_count
+        return self._lib.sc_sample(self._s, i)
+
+    def take_backoff(self):
+        return self._lib.sc_take_backoff(self._s)
+
+    def backoff_done(self, usteps):
+        self._lib.sc_backoff_done(self._s, usteps)
+
+    def set_motion_check(self, usteps_per_pulse):
+        return self._refusal(self._lib.sc_set_motion_check(self._s, usteps_per_pulse, self._why))
+
+    def acknowledge(self, downstream_mmhg, air_present, heartbeat, encoder_count=0):
         i = self._in
         i.downstream_mmhg = downstream_mmhg
         i.air_nl = 0
         i.air_present = air_present
         i.heartbeat = heartbeat
+        i.encoder_count = encoder_count
         return self._lib.sc_acknowledge(self._s, i)
 
     def field(self, name):
@@ -80,6 +104,8 @@ class CffiCore:
         s = self._s
         if name in PROGRAM_FIELDS:
             return getattr(s.program, name)
+        if name in WATCH_FIELDS:
+            return getattr(s.watch, name)
         return getattr(s, name)
 
     @property

@@ -17,9 +17,9 @@ _MAGIC = 0
 _PHASE = 1
 _FAULTS = 2
 _DELIVERED = 8
-_KVO_STEPS = 30
-_USTEP_PL = 32
-_VTBI_STEPS = 33
+_KVO_STEPS = 29
+_USTEP_PL = 31
+_VTBI_STEPS = 32
 _WORDS = STATE_WORDS
 _AIR_FIRST = len(STATE_SCALARS)               # air_bucket_nl[0]
 _WIN_FIRST = _AIR_FIRST + AIR_BUCKETS         # win_steps[0]
@@ -60,12 +60,28 @@ class NativeCore:
     def pause(self):
         sc_native.pause(self._state)
 
-    def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks):
+    def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks, encoder_count=0):
         return sc_native.run(self._state, self._out, downstream_mmhg, air_nl, air_present,
-                             heartbeat, n_ticks)
+                             heartbeat, n_ticks, encoder_count)
 
-    def acknowledge(self, downstream_mmhg, air_present, heartbeat):
-        return sc_native.acknowledge(self._state, downstream_mmhg, air_present, heartbeat)
+    def tick(self, air_nl, air_present, heartbeat):
+        return sc_native.tick(self._state, self._out, air_nl, air_present, heartbeat)
+
+    def sample(self, downstream_mmhg, encoder_count):
+        return sc_native.sample(self._state, downstream_mmhg, encoder_count)
+
+    def take_backoff(self):
+        return sc_native.take_backoff(self._state)
+
+    def backoff_done(self, usteps):
+        sc_native.backoff_done(self._state, usteps)
+
+    def set_motion_check(self, usteps_per_pulse):
+        return sc_native.set_motion_check(self._state, usteps_per_pulse)
+
+    def acknowledge(self, downstream_mmhg, air_present, heartbeat, encoder_count=0):
+        return sc_native.acknowledge(self._state, downstream_mmhg, air_present, heartbeat,
+                                     encoder_count)
 
     def field(self, name):
         """A scalar field of sc_state_t by its C name (looked up, then one word read)."""

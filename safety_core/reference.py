@@ -4,7 +4,8 @@ Owns the same behaviour as ``safety_core/src/safety_core.c``, bit for bit:
 program validation (SR-CORE-1), exact rate -> microstep accounting, rate
 segments, VTBI stop and KVO, the rolling 1 h cap and 4 h maximum, PCA and
 clinician boluses with lockout and hourly count (SR-CORE-2, SR-TH-1),
-downstream occlusion (SR-CORE-3), single-bubble and rolling 15-minute air
+per sensor sample (``sample``) the downstream occlusion threshold and trend
+(SR-CORE-3), the back-off (SR-CORE-4) and the motion check (SR-CORE-6), single-bubble and rolling 15-minute air
 (SR-CORE-5), heartbeat (SR-CORE-7) and fault latching (SR-CORE-8).  Every C ``uint32_t`` is a Python int kept in
 0..2**32-1 with the same saturation rules, so the differential tests can
 compare every field tick by tick.
@@ -33,6 +34,10 @@ from safety_core.constants import (
     BOLUS_DENIED_IN_PROGRESS, BOLUS_DENIED_SIZE,
     FIELD_MAX_1H, FIELD_MAX_4H, FIELD_BOLUS, FIELD_BOLUS_RATE, FIELD_LOCKOUT,
     FIELD_MAX_BOLUSES, FIELD_SEGMENT_END, FIELD_FLAGS, PROGRAM_FIELDS, STATE_SCALARS,
+    TREND_SEGMENT_STEPS, TREND_SEGMENTS, TREND_RISE_MMHG, TREND_STEP_MMHG, TREND_SHARE_PCT, TREND_QUIET_MMHG, TREND_MAX_SAMPLES,
+    PRESSURE_FLOOR_MMHG, PRESSURE_CEIL_MMHG, BACKOFF_MAX_UL, USTEPS_PER_PULSE_MIN,
+    USTEPS_PER_PULSE_MAX, MOTION_SLACK_PULSES, MOTION_QUIET_TICKS, FAULT_MOTION_STALL, FAULT_MOTION_RUNAWAY,
+    FIELD_USTEPS_PER_PULSE, WATCH_FIELDS, TREND_MAX_UL_PER_H,
 )
 
 def _sat_add(a, b):
@@ -191,8 +196,9 @@ class ReferenceCore:
         self.ticks = 0
         self.last_heartbeat = 0
         self.heartbeat_age_ticks = 0
-        self.occlusion_ticks = 0
-        self.occlusion_stop_mmhg = 0
+        self.motor_steps = 0
+        for name in WATCH_FIELDS:
+            setattr(self, name, 0)
         self.air_run_nl = 0
         self.air_window_nl = 0
         self.air_bucket_index = 0
@@ -261,6 +267,7 @@ class ReferenceCore:
         self.allow_steps = U32_MAX
         self.window_mask = U32_MAX
         self.win_age_ticks = WINDOW_BUCKET_TICKS - WINDOW_FIRST_ROLL_TICKS
+        self.backoff_max_steps = _vtbi_to_steps(BACKOFF_MAX_UL, ustep_volume_pl)
         return None
 
     def _increments(self, rate_ul_per_h):
@@ -279,7 +286,6 @@ class ReferenceCore:
             self.air_run_nl = 0   # the prime's air never entered the window (see _tick)
         for name in PROGRAM_FIELDS:
             setattr(self, name, p[name])
-        self.occlusion_stop_mmhg = p["occlusion_limit_mmhg"]
         pl = self.ustep_volume_pl
         self.rate_whole_steps, self.rate_rem = self._increments(p["rate_ul_per_h"])
         self.kvo_whole_steps, self.kvo_rem = self._increments(p["kvo_ul_per_h"])
@@ -295,7 +301,9 @@ class ReferenceCore:
         self.acc = 0
         self.delivered_steps = 0
         self.kvo_steps = 0
-        self.occlusion_ticks = 0
+        self.occlusion_over = 0
+        self.motion_armed = 0   # a new base for the motion check
+        self._trend_reset()
         # the windows keep what was pumped before: a new program never resets a cap
         self.max_1h_steps = _cap_steps_of(p["max_1h_ul"], pl)
         self.max_4h_steps = _cap_steps_of(p["max_4h_ul"], pl)
@@ -315,7 +323,10 @@ class ReferenceCore:
         if self.faults:
             return ERR_FAULTED
         self.heartbeat_age_ticks = 0
-        self.occlusion_ticks = 0
+        self.occlusion_over = 0
+        self.backoff_steps = 0  # a back-off not taken by now never runs
+        self.motion_armed = 0   # the first sample after the start sets the encoder base
+        self._trend_reset()
         if self.delivered_steps < self.vtbi_steps:
             self.phase = PHASE_RUNNING
         elif self.kvo_ul_per_h:
@@ -355,6 +366,7 @@ class ReferenceCore:
         self.rate_ul_per_h = rate_ul_per_h
         self.rate_whole_steps, self.rate_rem = self._increments(rate_ul_per_h)
         self.limit_steps = limit
+        self._trend_reset()     # a new rate moves the line's pressure
         self.segment_held = 0
         return None
 
@@ -419,6 +431,7 @@ class ReferenceCore:
             return self._deny(BOLUS_DENIED_4H)
         self.bolus_left_steps = steps
         self.bolus_acc = 0
+        self._trend_reset()     # the bolus rate raises the line's pressure
         if kind == BOLUS_PATIENT:
             self.last_bolus_tick = self.ticks
             self.patient_boluses = (self.patient_boluses + 1) & U32_MAX
@@ -471,11 +484,10 @@ class ReferenceCore:
     # bound as default arguments of the same name (locals, set once at definition): a
     # global lookup each would slow the tick by ~15-20 % under MicroPython (unix port).
     # run() never passes them.
-    def _tick(self, downstream_mmhg, air_nl, air_present, heartbeat,
+    def _tick(self, air_nl, air_present, heartbeat,
               PHASE_RUNNING=PHASE_RUNNING, PHASE_KVO=PHASE_KVO,
               U32_MAX=U32_MAX, AIR_BUCKET_TICKS=AIR_BUCKET_TICKS,
               AIR_CUMULATIVE_LIMIT_NL=AIR_CUMULATIVE_LIMIT_NL,
-              OCCLUSION_DEBOUNCE_TICKS=OCCLUSION_DEBOUNCE_TICKS,
               HEARTBEAT_TIMEOUT_TICKS=HEARTBEAT_TIMEOUT_TICKS,
               WINDOW_BUCKET_TICKS=WINDOW_BUCKET_TICKS):
         phase = self.phase
@@ -516,17 +528,8 @@ class ReferenceCore:
                 found |= FAULT_AIR_BUBBLE
             if self.air_window_nl > AIR_CUMULATIVE_LIMIT_NL:
                 found |= FAULT_AIR_CUMULATIVE
-        # downstream occlusion (SR-CORE-3)
-        if downstream_mmhg > self.occlusion_stop_mmhg:
-            if self.occlusion_ticks < U32_MAX:
-                self.occlusion_ticks += 1
-        else:
-            self.occlusion_ticks = 0
-        if motor_active:
-            if self.occlusion_ticks >= OCCLUSION_DEBOUNCE_TICKS:
-                found |= FAULT_OCCLUSION_DOWN
-            if self.heartbeat_age_ticks > HEARTBEAT_TIMEOUT_TICKS:
-                found |= FAULT_HEARTBEAT
+        if motor_active and self.heartbeat_age_ticks > HEARTBEAT_TIMEOUT_TICKS:
+            found |= FAULT_HEARTBEAT
         if found:
             self.faults |= found
             if motor_active:
@@ -559,6 +562,7 @@ class ReferenceCore:
                 self._end_segment()
             steps = self._window_count(steps)
             self.delivered_steps += steps
+            self.motor_steps = (self.motor_steps + steps) & U32_MAX
             return steps
         if phase == PHASE_KVO:
             steps = self.kvo_whole_steps
@@ -569,6 +573,7 @@ class ReferenceCore:
             self.acc = acc
             steps = self._window_count(steps)
             self.kvo_steps = _sat_add(self.kvo_steps, steps)
+            self.motor_steps = (self.motor_steps + steps) & U32_MAX
             return steps
         return 0
 
@@ -591,20 +596,21 @@ class ReferenceCore:
         self.pumped_steps = (self.pumped_steps + counted) & U32_MAX
         return steps
 
-    def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks):
-        """sc_run: advance n_ticks with the same inputs; returns the steps."""
+    def run(self, downstream_mmhg, air_nl, air_present, heartbeat, n_ticks, encoder_count=0):
+        """sc_run: one sample, then n_ticks with the same inputs; returns the steps."""
         self.out_fault_tick = 0
         if self.magic != MAGIC:
             self.faults |= FAULT_STATE
             self.out_steps = 0
             return 0
         faults_before = self.faults
+        self.sample(downstream_mmhg, encoder_count)   # a fault it latches reads as tick 1
         fault_tick = 0
         steps = 0
         u32_max = U32_MAX   # a local, not a global lookup per tick (see _tick)
         air_present = 1 if air_present else 0
         for i in range(n_ticks):
-            steps += self._tick(downstream_mmhg, air_nl, air_present, heartbeat)
+            steps += self._tick(air_nl, air_present, heartbeat)
             if steps > u32_max:     # saturating add, as sat_add_u32 in the C
                 steps = u32_max
             air_nl = 0
@@ -614,14 +620,208 @@ class ReferenceCore:
         self.out_steps = steps
         return steps
 
-    def acknowledge(self, downstream_mmhg, air_present, heartbeat):
+    def tick(self, air_nl, air_present, heartbeat):
+        """sc_tick: one tick, no sample (the device's 10 ms IRQ path); returns the steps."""
+        if self.magic != MAGIC:
+            self.faults |= FAULT_STATE
+            self.out_fault_tick = 0
+            self.out_steps = 0
+            return 0
+        faults_before = self.faults
+        steps = self._tick(air_nl, 1 if air_present else 0, heartbeat)
+        self.out_fault_tick = 1 if self.faults != faults_before else 0
+        self.out_steps = steps
+        return steps
+
+    # ---- per sensor sample (sc_sample) ----------------------------------
+    def _trend_reset(self):
+        """trend_reset of the C: the means start again; the start of the rise stays."""
+        self.trend_filled = 0
+        self.trend_seg_sum = 0
+        self.trend_seg_count = 0
+        self.trend_seg_start_steps = self.pumped_steps
+        self.trend_capped = self.capped_ticks
+
+    def _trend_rising(self, mean16):
+        """trend_rising of the C: 30 mmHg over the turn, every quarter rising >= 2 mmHg,
+        none by more than 40 % of the rise (a closed line; a venous step rises once)."""
+        step = TREND_STEP_MMHG * 16       # unrolled: no tuple on the heap (PT-8)
+        d1 = self.trend_mean1 - self.trend_mean0
+        d2 = self.trend_mean2 - self.trend_mean1
+        d3 = self.trend_mean3 - self.trend_mean2
+        d4 = mean16 - self.trend_mean3
+        if d1 < step or d2 < step or d3 < step or d4 < step:
+            return False
+        most = d1
+        if d2 > most:
+            most = d2
+        if d3 > most:
+            most = d3
+        if d4 > most:
+            most = d4
+        rise = mean16 - self.trend_mean0
+        return rise >= TREND_RISE_MMHG * 16 and most * 100 <= rise * TREND_SHARE_PCT
+
+    def _flow_ul_per_h(self):
+        if self.phase == PHASE_KVO:
+            return self.kvo_ul_per_h
+        return self.rate_ul_per_h + (self.bolus_rate_ul_per_h if self.bolus_left_steps else 0)
+
+    def _occlusion_trend(self, mmhg):
+        """occlusion_trend of the C: segment means one cam turn apart."""
+        if self.capped_ticks != self.trend_capped:
+            self._trend_reset()         # a cap cut the flow: it resumes later
+        if mmhg < -PRESSURE_FLOOR_MMHG:
+            v = 0
+        elif mmhg > PRESSURE_CEIL_MMHG:
+            v = PRESSURE_CEIL_MMHG + PRESSURE_FLOOR_MMHG
+        else:
+            v = mmhg + PRESSURE_FLOOR_MMHG
+        self.trend_seg_sum += v
+        self.trend_seg_count += 1
+        if ((self.pumped_steps - self.trend_seg_start_steps) & U32_MAX) < TREND_SEGMENT_STEPS \
+                and self.trend_seg_count < TREND_MAX_SAMPLES:
+            return 0
+        mean16 = (self.trend_seg_sum * 16) // self.trend_seg_count
+        found = 0
+        if self.trend_filled >= TREND_SEGMENTS and self._trend_rising(mean16) and \
+                self._flow_ul_per_h() <= TREND_MAX_UL_PER_H:
+            found = FAULT_OCCLUSION_DOWN
+        if self.trend_filled >= TREND_SEGMENTS and \
+                mean16 <= self.trend_mean0 + TREND_QUIET_MMHG * 16:
+            self.trend_rise_steps = self.pumped_steps   # the line was not filling up to here
+        self.trend_mean0 = self.trend_mean1
+        self.trend_mean1 = self.trend_mean2
+        self.trend_mean2 = self.trend_mean3
+        self.trend_mean3 = mean16
+        if self.trend_filled < TREND_SEGMENTS:
+            self.trend_filled += 1
+        self.trend_seg_start_steps = self.pumped_steps
+        self.trend_seg_sum = 0
+        self.trend_seg_count = 0
+        return found
+
+    def _motion_check(self, count, motor_active):
+        """motion_check of the C: encoder pulses against the steps commanded."""
+        spp = self.motion_usteps_per_pulse
+        pulses = (count - self.motion_count) & U32_MAX
+        done = (self.motor_steps - self.motion_seen_steps) & U32_MAX
+        self.motion_count = count
+        self.motion_seen_steps = self.motor_steps
+        if pulses:
+            self.motion_pulse_tick = self.ticks
+        if spp == 0:
+            self.motion_armed = 0
+            return 0
+        if not self.motion_armed:
+            self.motion_armed = 1
+            self.motion_debt_steps = spp
+            self.motion_since_pulse = 0
+            self.motion_reverse_steps = 0
+            return 0
+        if pulses > 0xFFFF:
+            pulses = 0xFFFF
+        turned = pulses * spp
+        reverse = self.motion_reverse_steps   # the back-off's own pulses are expected
+        if reverse > turned:
+            reverse = turned
+        self.motion_reverse_steps -= reverse
+        debt = _sat_add(self.motion_debt_steps, turned - reverse)
+        debt = debt - done if debt > done else 0
+        self.motion_debt_steps = debt
+        if pulses:
+            self.motion_since_pulse = 0
+        else:
+            self.motion_since_pulse = _sat_add(self.motion_since_pulse, done)
+        found = 0
+        if debt > (MOTION_SLACK_PULSES + 1) * spp:
+            found |= FAULT_MOTION_RUNAWAY
+        if motor_active and self.motion_since_pulse > MOTION_SLACK_PULSES * spp:
+            found |= FAULT_MOTION_STALL
+        return found
+
+    def sample(self, downstream_mmhg, encoder_count):
+        """sc_sample: one sensor sample; returns the latched faults."""
+        if self.magic != MAGIC:
+            self.faults |= FAULT_STATE
+            return self.faults
+        motor_active = self.phase == PHASE_RUNNING or self.phase == PHASE_KVO
+        found = 0
+        if downstream_mmhg <= self.occlusion_limit_mmhg:
+            self.occlusion_over = 0
+        else:
+            if not self.occlusion_over:
+                self.occlusion_over = 1
+                self.occlusion_since_tick = self.ticks
+            if self.ticks - self.occlusion_since_tick >= OCCLUSION_DEBOUNCE_TICKS:
+                found = FAULT_OCCLUSION_DOWN
+        if motor_active and self.window_mask and not self.segment_held:
+            found |= self._occlusion_trend(downstream_mmhg)
+        else:
+            self._trend_reset()         # stopped, priming or holding: no trend
+        if not motor_active:
+            found = 0
+        found |= self._motion_check(encoder_count, motor_active)
+        found &= ~self.faults
+        if found:
+            self.faults |= found
+            if motor_active:
+                if found & FAULT_OCCLUSION_DOWN:
+                    # SR-CORE-4: run back what filled the line since it was last quiet
+                    back = (self.pumped_steps - self.trend_rise_steps) & U32_MAX
+                    m = self.backoff_max_steps
+                    self.backoff_steps = back if back < m else m
+                    self.trend_rise_steps = self.pumped_steps   # the back-off relieves it
+                self.phase = PHASE_PAUSED
+                self.bolus_left_steps = 0
+        return self.faults
+
+    def take_backoff(self):
+        """sc_take_backoff: the reverse microsteps an occlusion stop decided, once."""
+        if self.magic != MAGIC:
+            return 0
+        back = self.backoff_steps
+        self.backoff_steps = 0
+        self.reversed_steps = _sat_add(self.reversed_steps, back)
+        return back
+
+    def backoff_done(self, usteps):
+        """sc_backoff_done: the motor turned back by usteps; their pulses are expected."""
+        if self.magic == MAGIC:
+            self.motion_reverse_steps = _sat_add(self.motion_reverse_steps, usteps)
+
+    def set_motion_check(self, usteps_per_pulse):
+        """sc_set_motion_check: None or the refusal (code, field, limit)."""
+        if self.magic != MAGIC:
+            return (ERR_STATE, FIELD_NONE, 0)
+        if self.phase == PHASE_RUNNING or self.phase == PHASE_KVO:
+            return (ERR_BUSY, FIELD_NONE, 0)
+        if usteps_per_pulse:
+            r = _check_range(FIELD_USTEPS_PER_PULSE, usteps_per_pulse,
+                             USTEPS_PER_PULSE_MIN, USTEPS_PER_PULSE_MAX)
+            if r:
+                return r
+        self.motion_usteps_per_pulse = usteps_per_pulse
+        self.motion_armed = 0
+        return None
+
+    def acknowledge(self, downstream_mmhg, air_present, heartbeat, encoder_count=0):
         """sc_acknowledge: clear each latched fault whose cause is gone."""
         if self.magic != MAGIC:
             return FAULT_STATE
         f = self.faults
         if f & FAULT_OCCLUSION_DOWN and downstream_mmhg <= self.occlusion_limit_mmhg:
             f &= ~FAULT_OCCLUSION_DOWN
-            self.occlusion_ticks = 0
+            self.occlusion_over = 0
+            self._trend_reset()
+        if f & FAULT_MOTION_STALL:
+            # a stall cannot be seen while stopped: the clinician has checked the set
+            f &= ~FAULT_MOTION_STALL
+            self.motion_armed = 0
+        if f & FAULT_MOTION_RUNAWAY and encoder_count == self.motion_count and \
+                self.ticks - self.motion_pulse_tick >= MOTION_QUIET_TICKS:
+            f &= ~FAULT_MOTION_RUNAWAY      # no pulse for a minute, nor since the last sample
+            self.motion_armed = 0
         if f & FAULT_AIR_BUBBLE and not air_present:
             f &= ~FAULT_AIR_BUBBLE
             self.air_run_nl = 0

@@ -8,7 +8,13 @@ a step the pressure has the exact solution
 and the volume reaching the patient follows from mass balance
     V_patient = Q*dt - C*(P(t+dt) - P(t)).
 A closed downstream clamp (occlusion) is an infinite resistance: all inflow
-is stored in the compliance and the pressure rises at Q/C.
+is stored in the compliance and the pressure rises at Q/C.  A partly squeezed
+line (the patient lies on it, ``squeeze``) multiplies R, and with it the time
+constant R*C, so the solution above stays exact.  Negative inflow (the cam
+turning backwards) drains the compliance: the pressure falls, and an open line
+draws back from the patient (a negative volume reaching the patient), with mass
+balance kept.  ``venous_mmhg`` may change at any time (patient posture): the
+pressure relaxes toward the new equilibrium with the same time constant.
 """
 import math
 
@@ -18,11 +24,19 @@ class FluidLine:
 
     def __init__(self, resistance_mmhg_s_per_ul, compliance_ul_per_mmhg, venous_mmhg):
         self.resistance = resistance_mmhg_s_per_ul
+        self.resistance_open = resistance_mmhg_s_per_ul   # not squeezed
         self.compliance = compliance_ul_per_mmhg
         self.venous_mmhg = venous_mmhg
         self.pressure_mmhg = venous_mmhg
         self.clamped = False
         self._tau_s = resistance_mmhg_s_per_ul * compliance_ul_per_mmhg
+
+    def squeeze(self, factor):
+        """Resistance ``factor`` times the open line's (>= 1.0; 1.0 = released)."""
+        if not factor >= 1.0:
+            raise ValueError("squeeze factor %r < 1.0" % (factor,))
+        self.resistance = self.resistance_open * factor
+        self._tau_s = self.resistance * self.compliance
 
     def step(self, inflow_ul, dt_s):
         """Push ``inflow_ul`` in over ``dt_s``; returns the volume reaching the patient."""

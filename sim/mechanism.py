@@ -5,6 +5,13 @@ revolution (anchor: CADD 0.050 mL/stroke), delivered only over the first
 ``DELIVERY_FRACTION`` of each revolution (the rest refills the segment), so the
 output is pulsatile.  Volumes are closed-form functions of the absolute cam
 position: no per-step loop, any step count costs the same.
+
+The cam may turn backwards (negative steps: the motor backs off after an
+occlusion stop): the volume function then gives a negative displaced volume.
+The cam-shaft sensor (hall/optical) cannot tell the direction: it gives one
+pulse each time a mark passes it, either way, so its count never decreases;
+for forward-only motion it is ``position * pulses_per_rev // USTEPS_PER_REV``
+as before.
 """
 try:
     from micropython import const
@@ -24,6 +31,8 @@ class Mechanism:
         self.position_usteps = 0
         self.stroke_ul = STROKE_UL * (1.0 + stroke_error)
         self.encoder_pulses_per_rev = encoder_pulses_per_rev
+        self._enc0 = 0           # marks behind the cam at power-on (not counted)
+        self._enc_back = 0       # marks passed turning backwards
 
     def volume_at(self, position_usteps):
         """Volume displaced from position 0 to the given absolute position, uL."""
@@ -34,11 +43,18 @@ class Mechanism:
         return (revs + within / DELIVERY_USTEPS) * self.stroke_ul
 
     def move(self, steps):
-        """Advance the cam; returns the volume pushed into the line, uL."""
-        before = self.volume_at(self.position_usteps)
-        self.position_usteps += steps
-        return self.volume_at(self.position_usteps) - before
+        """Turn the cam by ``steps`` (negative: backwards); returns the volume pushed
+        into the line, uL (negative: drawn back out of it)."""
+        p0 = self.position_usteps
+        p1 = p0 + steps
+        self.position_usteps = p1
+        if steps < 0:
+            n = self.encoder_pulses_per_rev
+            self._enc_back += p0 * n // USTEPS_PER_REV - p1 * n // USTEPS_PER_REV
+        return self.volume_at(p1) - self.volume_at(p0)
 
     def encoder_count(self):
-        """Pulses of the cam-shaft sensor since start (evenly spaced marks)."""
-        return self.position_usteps * self.encoder_pulses_per_rev // USTEPS_PER_REV
+        """Pulses of the cam-shaft sensor since start (evenly spaced marks), counted as
+        each mark passes in either direction: net marks forward + 2 x marks passed back."""
+        return (self.position_usteps * self.encoder_pulses_per_rev // USTEPS_PER_REV
+                - self._enc0 + 2 * self._enc_back)

@@ -34,11 +34,15 @@ delivery over the first 75 % of the turn, closed-form volumes: the cost per
   stroke for studies of long infusions (negative: the stroke shrinks).
 
 The pressures are those at the start of each ``advance`` (the world calls
-``set_conditions``).  Volume is spread uniformly over the delivery part of the
-turn, as in the ideal model (the real back-flow is concentrated at the valve
-opening; not modelled).  Calibration reference: the firmware's 50 uL/turn
-holds at 0 mmHg across the segment, so even nominal conditions (venous
-pressure 5-8 mmHg) deliver ~0.1-0.2 % less than programmed.
+``set_conditions``), so a runtime change of the bag height
+(``World.set_bag_height_cm``, same conversion as ``head_mmhg``) or of the
+patient's venous pressure reaches the stroke at the next move.  Reverse moves
+and the encoder are those of ``sim.mechanism`` (pulses counted either way).
+Volume is spread uniformly over the delivery part of the turn, as in the ideal
+model (the real back-flow is concentrated at the valve opening; not modelled).
+Calibration reference: the firmware's 50 uL/turn holds at 0 mmHg across the
+segment, so even nominal conditions (venous pressure 5-8 mmHg) deliver
+~0.1-0.2 % less than programmed.
 """
 from sim.mechanism import Mechanism, USTEPS_PER_REV
 from sim.prng import XorShift32
@@ -75,10 +79,6 @@ class PhasedMechanism(Mechanism):
         # pulses counted from power-on: the marks already passed are not counted
         self._enc0 = phase_usteps * encoder_pulses_per_rev // USTEPS_PER_REV
 
-    def encoder_count(self):
-        return (self.position_usteps * self.encoder_pulses_per_rev // USTEPS_PER_REV
-                - self._enc0)
-
     def phase_usteps(self):
         """Where the cam is in its turn now, 0 .. USTEPS_PER_REV - 1."""
         return self.position_usteps % USTEPS_PER_REV
@@ -110,9 +110,7 @@ class TruthfulMechanism(PhasedMechanism):
         return self.stroke_ul * self.factor
 
     def move(self, steps):
-        before = self.volume_at(self.position_usteps)
-        self.position_usteps += steps
-        return (self.volume_at(self.position_usteps) - before) * self.factor
+        return Mechanism.move(self, steps) * self.factor
 
 
 def setup(world, model, seed, stroke_error, encoder_pulses_per_rev, conditions):

@@ -21,6 +21,27 @@ pressure, the upstream head and tubing wear, the cam at a random phase drawn fro
 back-pressure, bag height, cam start phase, wear, the model's coefficients (keys
 and magnitudes: ``sim/mechanism_truthful.py``).  Both are imported only when
 asked for, so the default world is unchanged.
+
+Patient and line hooks (false-alarm studies): ``set_venous_mmhg`` (posture or
+movement: the venous pressure at the catheter tip from now on; the line relaxes
+to the new equilibrium through its RC model), ``squeeze_line(factor)`` (the
+patient lies on the line: downstream resistance times ``factor`` >= 1, 1.0
+released; a full compression is ``clamp(True)``), ``set_bag_height_cm`` (the
+upstream head: 1 cmH2O = 0.73556 mmHg (~0.7356), read by the upstream sensor and,
+with the truthful mechanism, by its stroke -- the same conversion as its
+``bag_height_cm`` condition).
+
+Motion (SR-CORE-4/6): ``slip_cam(fraction)`` (slipping coupling: the cam turns
+``fraction`` of the commanded microsteps, integer-exact over any number of
+moves; 1.0 healthy, 0.0 like ``jam_cam``).  Negative ``command_steps`` turn the
+cam backwards (the back-off after an occlusion stop): the line loses the volume
+(pressure falls; an open line draws back from the patient, so
+``delivered_to_patient_ul`` may decrease, mass balance kept), air bubbles do not
+move back, the battery duty uses the step magnitude, ``steps_total`` is the
+signed net count and ``steps_reverse_total`` the magnitude of the reverse steps.
+The encoder counts marks passing either way (never decreases).  With upstream
+blocked, reverse volume goes into the closed segment upstream (its pressure
+rises) and still leaves the downstream line.
 """
 try:
     from micropython import const
@@ -50,6 +71,8 @@ _MAX_USTEP_RATE_HZ = const(20000.0)   # PIO step generator ceiling (500 mL/h nee
 _UPSTREAM_COMPLIANCE_UL_PER_MMHG = const(0.5)
 _UPSTREAM_COLLAPSE_MMHG = const(-120.0)
 _UPSTREAM_NOISE_SEED = const(0x5EED)       # the upstream sensor's own noise stream
+_MMHG_PER_CM_H2O = const(0.73556)   # 98.0665 Pa / 133.322 Pa (sim.mechanism_truthful)
+_SLIP_DEN = const(10000)            # slip_cam fraction in 1/10000 (exact accumulation)
 
 
 class World:
@@ -73,16 +96,21 @@ class World:
         self.door_closed = True
         self.pending_steps = 0
         self.motor_enabled = False
-        self.steps_total = 0
+        self.steps_total = 0          # signed: forward minus reverse microsteps
+        self.steps_reverse_total = 0  # magnitude of the reverse microsteps
         self.pumped_ul = 0.0
         self.delivered_to_patient_ul = 0.0
         self.flow_ml_per_h = 0.0
         self.air_passed_nl = 0        # not yet read by the air sensor
+        self._air_frac_nl = 0.0       # the part of a nL not handed over yet (PT-5: a
+        #                               bubble of the limit must read as the limit)
         self.air_stuck = False        # fault injection: detector output stuck
         # fault injections (alarm tests, issue 7): all off by default
         self.upstream_blocked = False  # closed upstream clamp or empty bag
         self.upstream_mmhg = _UPSTREAM_MMHG
         self.cam_jammed = False       # motor turns, the cam does not (jam / slipping coupling)
+        self._slip = None             # slip_cam: cam turn per commanded step, in 1/_SLIP_DEN
+        self._slip_rem = 0            # its remainder, carried so no step fraction is lost
         self.free_flow_usteps_per_s = 0   # the cam turns by itself (runaway / back-driven)
         self.pressure_stuck_down = None   # ADC code the downstream sensor is stuck at
         self.pressure_stuck_up = None
@@ -100,10 +128,13 @@ class World:
             from sim.mechanism_truthful import setup
             setup(self, mechanism or "ideal", seed, stroke_error, encoder_pulses_per_rev,
                   conditions or {})
+        # an added back-pressure condition stays on top of the patient's venous pressure
+        self._back_mmhg = self.line.venous_mmhg - p["venous_mmhg"]
 
     # ---- hooks used by the sim HAL ------------------------------------------
     def command_steps(self, steps, period_ms):
-        """The stepper queues ``steps`` more microsteps (emitted by the next advance)."""
+        """The stepper queues ``steps`` more microsteps (emitted by the next advance);
+        negative: the cam turns backwards."""
         if self.motor_enabled:
             self.pending_steps += steps
 
@@ -116,6 +147,24 @@ class World:
     def clamp(self, closed):
         """Close (True) or open (False) a clamp downstream of the pump."""
         self.line.clamped = bool(closed)
+
+    def squeeze_line(self, factor):
+        """The patient lies on the line: downstream resistance times ``factor`` (>= 1.0;
+        1.0 releases it).  A full compression is ``clamp(True)``."""
+        self.line.squeeze(factor)
+
+    def set_venous_mmhg(self, mmhg):
+        """The patient's venous pressure at the catheter tip from now on (posture, movement);
+        the line pressure relaxes toward the new equilibrium through the RC model."""
+        self.line.venous_mmhg = mmhg + self._back_mmhg
+
+    def set_bag_height_cm(self, cm):
+        """The bag ``cm`` above (negative: below) the pump: upstream head cm * 0.73556 mmHg
+        (read by the upstream sensor and the truthful stroke; with upstream blocked it
+        applies on release)."""
+        self._head_mmhg = cm * _MMHG_PER_CM_H2O
+        if not self.upstream_blocked:
+            self.block_upstream(False)
 
     def inject_bubble(self, volume_ul, distance_ul=0.0):
         self.air.inject(volume_ul, distance_ul)
@@ -141,6 +190,15 @@ class World:
         """The motor steps but the cam does not turn (jammed cam, slipping coupling)."""
         self.cam_jammed = bool(jammed)
 
+    def slip_cam(self, fraction):
+        """Slipping coupling: the cam turns ``fraction`` (0.0 .. 1.0, in steps of 1/10000) of
+        the commanded microsteps, remainders carried exactly; 1.0 is healthy."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError("slip fraction %r outside 0.0 .. 1.0" % (fraction,))
+        f = int(fraction * _SLIP_DEN + 0.5)
+        self._slip = None if f == _SLIP_DEN else f
+        self._slip_rem = 0
+
     def free_flow(self, usteps_per_s):
         """The cam turns by itself at ``usteps_per_s`` (0 stops it): fluid runs free."""
         self.free_flow_usteps_per_s = usteps_per_s
@@ -161,25 +219,38 @@ class World:
         turn = steps
         if self.cam_jammed:
             turn = 0
+        elif self._slip is not None:
+            turn = steps * self._slip + self._slip_rem
+            self._slip_rem = turn % _SLIP_DEN
+            turn //= _SLIP_DEN
         if self.free_flow_usteps_per_s:
             turn += self.free_flow_usteps_per_s * dt_ms // 1000
         if turn and self._truthful is not None:
             self._truthful.set_conditions(self.line.pressure_mmhg, self.upstream_mmhg, self.t_ms)
         pumped = self.mechanism.move(turn) if turn else 0.0
         self.steps_total += steps
+        if steps < 0:
+            steps = -steps
+            self.steps_reverse_total += steps
         if self.upstream_blocked and pumped:
-            # the segment empties into a vacuum: nothing goes downstream
+            # the segment empties into a vacuum: nothing goes downstream (turning back,
+            # the cam fills the closed segment from the downstream line)
             up = self.upstream_mmhg - pumped / _UPSTREAM_COMPLIANCE_UL_PER_MMHG
             self.upstream_mmhg = up if up > _UPSTREAM_COLLAPSE_MMHG else _UPSTREAM_COLLAPSE_MMHG
             self._up_counts = int(self.upstream_mmhg / _ADC_MMHG_PER_COUNT)
-            pumped = 0.0
+            if pumped > 0.0:
+                pumped = 0.0
         if self.air.bubbles:
-            self.air_passed_nl += int(self.air.move(pumped) * 1000.0)
+            # bubbles move with the forward flow only
+            nl = self.air.move(pumped if pumped > 0.0 else 0.0) * 1000.0 + self._air_frac_nl
+            whole = int(nl + 1e-6)     # float error, not physics: 1e-6 nL
+            self._air_frac_nl = nl - whole
+            self.air_passed_nl += whole
         to_patient = self.line.step(pumped, dt_s)
         self.pumped_ul += pumped
         self.delivered_to_patient_ul += to_patient
         self.flow_ml_per_h = to_patient * 3.6 / dt_s
-        # motor duty: fraction of the 20 kHz maximum microstep rate in use
+        # motor duty: fraction of the 20 kHz maximum microstep rate in use (either way)
         duty = steps / (dt_s * _MAX_USTEP_RATE_HZ)
         self.battery.draw(dt_s, duty if duty < 1.0 else 1.0)
         self.t_ms += dt_ms

@@ -21,8 +21,19 @@ class _Rng:
         return x
 
 
-OPS = 13      # 0 load, 1 start, 2 pause, 3 ack, 4..7 run, 8 set_rate, 9..10 bolus, 11 window,
-#               12 restore the history after a power loss
+OPS = 16      # 0 load, 1 start, 2 pause, 3 ack, 4..7 run, 8 set_rate, 9..10 bolus, 11 window,
+#               12 restore the history after a power loss, 13 motion check, 14 take the
+#               back-off, 15 one sample alone (the device's path)
+
+
+def _encoder(core, mode, k):
+    """The cam encoder as a run sees it: 0 none (a stall), 1 healthy (one pulse per
+    3200 steps forward, plus the back-off turned), 2 pulses of its own (a runaway)."""
+    if mode == 1:
+        return (core.field("motor_steps") + core.field("reversed_steps")) // 3200
+    if mode == 2:
+        return k // 3
+    return 0
 
 
 def _apply(core, op, a):
@@ -36,7 +47,15 @@ def _apply(core, op, a):
         elif op == 2:
             core.pause()
         elif op == 3:
-            return core.acknowledge(a[0], a[1], a[2])
+            return core.acknowledge(a[0], a[1], a[2], _encoder(core, a[3], 0))
+        elif op == 13:
+            core.set_motion_check(a[0])
+        elif op == 14:
+            back = core.take_backoff()
+            core.backoff_done(back)     # the driver turns the motor back by it
+            return back
+        elif op == 15:
+            return core.sample(a[0], _encoder(core, a[1], a[2]))
         elif op == 8:
             core.set_rate(a[0], a[1])
         elif op == 9 or op == 10:
@@ -50,7 +69,9 @@ def _apply(core, op, a):
             steps = 0
             answers = []
             for k in range(a[5]):
-                steps += core.run(a[0], a[1], a[2], a[3] + k, a[4])
+                # a line that fills: the pressure rises by a[6] mmHg per second
+                steps += core.run(a[0] + a[6] * k, a[1], a[2], a[3] + k, a[4],
+                                  _encoder(core, a[7], k))
                 if a[5] > 1 and k % 10 == 9:      # a patient pressing every 10 s
                     answers.append(core.bolus(0, 0))
             return steps, answers
@@ -99,15 +120,23 @@ def _args(rng, op):
         ul_1h = r() % 8000
         return (ul_1h, ul_1h + r() % 12000 if r() & 1 else r() % 3000, r() % 8)
     if op == 3:
-        return (r() % 600, r() & 1, r() % 4)
+        return (r() % 600, r() & 1, r() % 4, r() % 3)
+    if op == 13:
+        return ((0, 3200, 800, 100, 99, 3201)[r() % 6],)
+    if op == 14:
+        return ()
+    if op == 15:
+        return (r() % 800 - 50, r() % 3, r() % 50)
     # air: rare bubbles of 25..100 uL (some exactly at a limit), so the rolling
     # 15-minute window fills and also expires
     air_nl = (r() % 4 + 1) * 25000 if r() % 48 == 0 else 0
+    enc = r() % 3 if r() % 16 == 0 else 1     # now and then a stall or a runaway
     if r() % 10:
-        return (r() % 800 - 50, air_nl, r() & 1, r() % 4, r() % 150, 1)
+        return (r() % 800 - 50, air_nl, r() & 1, r() % 4, r() % 150, 1, 0, enc)
     # now and then a long quiet run, fed every second as the application does:
-    # rolling windows close, lockouts expire, caps bite
-    return (r() % 100, 0, 0, r() % 4, 100, 10 + r() % 300)
+    # rolling windows close, lockouts expire, caps bite, now and then a line fills
+    slope = r() % 4 if r() % 3 == 0 else 0
+    return (r() % 100, 0, 0, r() % 4, 100, 10 + r() % 300, slope, enc)
 
 
 def walk(core_a, core_b, steps=20000, seed=2463534242, stop_at_first=False):
@@ -169,5 +198,118 @@ def scripted(core_a, core_b, hours=5):
                 failed += 1
                 if first is None:
                     first = (n, k, out[0][:2], out[1][:2])
+                break
+    return passed, failed, first
+
+
+# Occlusions the random walk reaches only by luck: a line that closes at its compliance
+# (0.75 mmHg per uL pumped, with +/-2 mmHg noise) at rates around the trend's limit, the
+# back-off taken, the nurse 60 s later (acknowledge, restart: the line closes again), the
+# cam encoder healthy (one pulse per 3200 steps, the back-off's turning included); then
+# venous swings that must not stop it (1 mL/h) and a cam that turns by itself while stopped.
+SCRIPTED_OCCLUSION = ((1000, 100, 900), (10000, 100, 900), (20000, 100, 900),
+                      (20100, 100, 900), (100000, 100, 900), (100000, 10, 2500))
+# (rate uL/h, ticks per sample: the simulator's 1 s or the board's 100 ms, samples)
+VENOUS_SWINGS = ((0, 0), (300, -15), (500, 5), (548, 25), (565, 5), (800, -15), (1000, 25),
+                 (1300, 5))
+# (second, venous mmHg from then): two +20 steps inside a cam turn, then one of +40
+STAIRS = ((0, 3, 6, 9, 34), (0, 10, 11, 21, 31))
+# mmHg added per quarter turn pumped: rising every quarter but one quarter most of it
+# (not a closed line), rising 30 in a turn but one quarter by 1 mmHg only (nor that)
+
+
+def _pair_step(core_a, core_b, mmhg_of, t, cadence, extra_pulses=0):
+    out = []
+    for core in (core_a, core_b):
+        enc = (core.field("motor_steps") + core.field("reversed_steps")) // 3200 + extra_pulses
+        steps = core.run(mmhg_of(core), 0, 0, t, cadence, enc)
+        out.append((steps, core.faults, core.snapshot()))
+    return out
+
+
+def scripted_occlusion(core_a, core_b):
+    """Both cores through SCRIPTED_OCCLUSION, VENOUS_SWINGS and a runaway; returns
+    (agreeing steps, mismatching steps, first mismatch or None)."""
+    passed = failed = 0
+    first = None
+    rng = _Rng(77)
+    runs = [(rate, cadence, samples, "clamp") for rate, cadence, samples in SCRIPTED_OCCLUSION]
+    runs += [(1000, 100, 1500, "venous"), (10000, 100, 400, "runaway"),
+             (1000, 100, 700, 0), (1000, 100, 700, 1)]
+    for rate, cadence, samples, kind in runs:
+        for core in (core_a, core_b):
+            core._core.init(core.ustep_volume_pl)
+            core.set_motion_check(3200)
+            core.load_program(rate, 9000000, occlusion_limit_mmhg=1034)
+            core.start()
+        clamp = None
+        nurse_at = None
+        extra = 0                          # pulses of a cam turning by itself
+        per_s = 1000 // (cadence * 10)
+        start = 120 * per_s                # the line closes after 2 minutes
+        venous = 0
+        for t in range(samples):
+            noise = rng.next() % 5 - 2
+            if kind == "clamp" and clamp is None and nurse_at is None and t >= start:
+                clamp = core_a.field("pumped_steps")
+            if kind == "venous":
+                for at, v in VENOUS_SWINGS:
+                    if t == at:
+                        venous = v
+            if kind in (0, 1) and t == start:
+                clamp = core_a.field("trend_seg_start_steps")   # stairs on the segments
+            if kind == "runaway":
+                if t == 100:
+                    for core in (core_a, core_b):
+                        core.pause()
+                if 100 <= t < 120 or t == 190:
+                    extra += 1             # half a turn a second, by itself; then one
+                    #                        pulse just before an acknowledge
+                if t in (130, 170, 190, 200, 260):
+                    for core in (core_a, core_b):
+                        core.acknowledge(0, 0, t, (core.field("motor_steps") +
+                                                   core.field("reversed_steps")) // 3200 + extra)
+                if t == 200:
+                    for core in (core_a, core_b):
+                        try:
+                            core.start()
+                        except sc.CoreRefused:
+                            pass
+
+            def mmhg_of(core, noise=noise, venous=venous, clamp=clamp, kind=kind):
+                p = 8 + noise + venous
+                if clamp is not None:
+                    pumped = (core.field("pumped_steps") - clamp) & 0xFFFFFFFF
+                    if kind in (0, 1):
+                        p += STAIRS[kind][min(pumped // 800, 4)]
+                    else:
+                        p += pumped * 3 // 256
+                return p
+            out = _pair_step(core_a, core_b, mmhg_of, t, cadence, extra)
+            if kind == "clamp" and nurse_at is None and core_a.faults:
+                backs = (core_a.take_backoff(), core_b.take_backoff())
+                core_a.backoff_done(backs[0])     # the driver turns the motor back
+                core_b.backoff_done(backs[1])
+                out.append(backs)
+                nurse_at = t + 60 * per_s
+                clamp = None              # the back-off emptied the line
+            elif nurse_at is not None and t >= nurse_at:
+                nurse_at = None
+                acks = []
+                for core in (core_a, core_b):
+                    enc = (core.field("motor_steps") + core.field("reversed_steps")) // 3200
+                    left = core.acknowledge(mmhg_of(core) + 40, 0, t, enc)  # over the limit?
+                    acks.append((left, core.acknowledge(0, 0, t, enc)))
+                    try:
+                        core.start()
+                    except sc.CoreRefused:
+                        pass
+                out.append(tuple(acks))
+            if out[0] == out[1] and all(o[0] == o[1] for o in out[2:] if len(o) == 2):
+                passed += 1
+            else:
+                failed += 1
+                if first is None:
+                    first = (rate, cadence, kind, t, out[0][:2], out[1][:2])
                 break
     return passed, failed, first

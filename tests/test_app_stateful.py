@@ -89,6 +89,7 @@ class PumpMachine(RuleBasedStateMachine):
         self.run_1h = self.run_4h = 0   # sliding sums of per_s over 1 h and 4 h
         self.first_seq = 1
         self.last_total = self.world.steps_total
+        self.max_cycle_steps = 0    # the core's most steps in one cycle (the lag bound)
 
     # ---- what a nurse or patient does ---------------------------------------------
     @rule(rate=st.integers(1, 5000), vtbi=st.integers(100, 20000), kvo=st.integers(0, 30),
@@ -241,6 +242,7 @@ class PumpMachine(RuleBasedStateMachine):
     def run_seconds(self, seconds):
         for _ in range(seconds):
             self.app.cycle()
+            self.max_cycle_steps = max(self.max_cycle_steps, self.app.last_steps)
             self.world.advance(1000)
             total = self.world.steps_total
             self.slide(total - self.last_total)
@@ -261,10 +263,27 @@ class PumpMachine(RuleBasedStateMachine):
     # ---- invariants ------------------------------------------------------------------
     @invariant()
     def motor_moved_only_what_the_core_accounted(self):
+        """Forward: never more than the steps the core counted (SR-CORE-2); behind them
+        only by the cam schedule's ledger (PT-3 flow linearisation, firmware/cam_schedule.py:
+        at most one refill zone plus two cycles' steps) and the steps it dropped (a new
+        program, a channel-B cut); at completion the ledger holds no counted volume (less
+        than one microstep) but the cam's geometry lag.  Back: the occlusion back-off the
+        core decided (SR-CORE-4), never more (the driver may still be running it)."""
         core = self.app.core
         pending = self.world.pending_steps
-        assert self.world.steps_total - self.base_steps + pending == \
-            core.delivered_steps + core.kvo_steps
+        back = self.app.driver.backoff_issued
+        assert back <= core.field("reversed_steps")
+        forward = self.world.steps_total - self.base_steps + pending + back
+        counted = core.delivered_steps + core.kvo_steps
+        cam = self.app.driver.cam
+        assert forward <= counted                            # never ahead (SR-CORE-2)
+        assert forward == counted - cam.owed - cam.dropped   # the ledger is exact
+        assert 0 <= cam.owed <= (cam.rev - cam.delivery) + 2 * self.max_cycle_steps
+        if core.phase == sc.PHASE_COMPLETE and not core.faults and not cam.pending():
+            if cam.locked:
+                assert 0 <= cam.acc < cam.rev                # counted volume delivered
+            else:
+                assert cam.owed == 0                         # pass-through: equal
         if self.vtbi_ul is not None:
             assert core.delivered_nl() <= self.vtbi_ul * 1000
 

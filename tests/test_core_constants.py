@@ -285,7 +285,8 @@ def test_hot_tick_fields_are_within_one_thumb_load_PT_1():
     """The fields a tick touches sit in the first 32 words of sc_state_t, where a
     Cortex-M0+ ldr/str reaches them from the state pointer (5-bit word offset)."""
     words = c_struct_words("sc_state_t")
-    assert list(constants.STATE_HOT) == words[:32]
+    assert len(constants.STATE_HOT) <= 32
+    assert list(constants.STATE_HOT) == words[:len(constants.STATE_HOT)]
 
 
 # ---- delivered_ul / kvo_ul: exact, small ints only (PT-8) -------------------------------------

@@ -176,7 +176,7 @@ def test_pause_and_faults_cancel_the_rest_of_a_bolus_SR_CORE_2(backend):
     assert core.bolus() == sc.BOLUS_DENIED_LOCKOUT       # the lockout still runs
     Clock(core).run_s(60)
     assert core.bolus() == sc.BOLUS_GRANTED
-    Clock(core).run_s(1, mmhg=1000)                      # occlusion stop
+    Clock(core).run_s(2, mmhg=1000)                      # occlusion stop
     assert core.faults & sc.FAULT_OCCLUSION_DOWN and core.field("bolus_left_steps") == 0
 
 

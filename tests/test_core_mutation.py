@@ -12,7 +12,7 @@ import pytest
 import safety_core as sc
 from safety_core import _build_cffi
 from safety_core.cffi_core import CffiCore
-from tests.core_walk import scripted, walk
+from tests.core_walk import scripted, scripted_occlusion, walk
 
 SOURCE = open(_build_cffi.SOURCE).read()
 
@@ -30,27 +30,77 @@ MUTANTS = [
      "            steps = left + 1u;"),
     ("SR_CORE_2_kvo_rate_wrong",
      "        steps = s->kvo_whole_steps;", "        steps = s->rate_whole_steps;"),
-    ("SR_CORE_3_debounce_one_tick_longer",
-     "if (s->occlusion_ticks >= SC_OCCLUSION_DEBOUNCE_TICKS)",
-     "if (s->occlusion_ticks > SC_OCCLUSION_DEBOUNCE_TICKS)"),
+    ("SR_CORE_3_debounce_longer",
+     "w->occlusion_since_tick >= SC_OCCLUSION_DEBOUNCE_TICKS)",
+     "w->occlusion_since_tick > SC_OCCLUSION_DEBOUNCE_TICKS)"),
     ("SR_CORE_3_threshold_inclusive",
-     "if (in->downstream_mmhg > (int32_t)s->occlusion_stop_mmhg) {\n        s->occlusion_ticks",
-     "if (in->downstream_mmhg >= (int32_t)s->occlusion_stop_mmhg) {\n        s->occlusion_ticks"),
+     "    if (mmhg <= (int32_t)s->program.occlusion_limit_mmhg) {",
+     "    if (mmhg < (int32_t)s->program.occlusion_limit_mmhg) {"),
+    # ---- occlusion trend, back-off, motion check (issue 8) ---------------------------------
+    ("SR_CORE_3_trend_needs_a_larger_rise",
+     "rise >= SC_TREND_RISE_MMHG * 16u", "rise >= (SC_TREND_RISE_MMHG + 8u) * 16u"),
+    ("SR_CORE_3_trend_compares_half_a_turn_back",
+     "    rise = mean16 - m[0];", "    rise = mean16 - m[2];"),
+    ("SR_CORE_3_trend_takes_a_step_for_a_rise",
+     "most * 100u <= rise * SC_TREND_SHARE_PCT", "most * 100u <= rise * 100u"),
+    ("SR_CORE_3_trend_needs_no_rise_in_each_quarter",
+     "        if (m[i] < m[i - 1u] + SC_TREND_STEP_MMHG * 16u) {",
+     "        if (m[i] < m[i - 1u]) {"),
+    ("SR_CORE_3_trend_at_every_rate",
+     "        flow_ul_per_h(s) <= SC_TREND_MAX_UL_PER_H) {",
+     "        flow_ul_per_h(s) <= SC_TREND_MAX_UL_PER_H * 100u) {"),
+    ("SR_CORE_3_trend_kept_across_a_rate_change",
+     "    trend_reset(s); /* a new rate moves the line's pressure: the trend starts again */",
+     "    (void)0;"),
+    ("SR_CORE_4_no_back_off",
+     "                uint32_t back = s->pumped_steps - w->trend_rise_steps;",
+     "                uint32_t back = 0u;"),
+    ("SR_CORE_4_back_off_from_the_segment_start",
+     "                uint32_t back = s->pumped_steps - w->trend_rise_steps;",
+     "                uint32_t back = s->pumped_steps - w->trend_seg_start_steps;"),
+    ("SR_CORE_4_back_off_runs_back_the_last_one_again",
+     "                w->trend_rise_steps = s->pumped_steps; /* the back-off relieves the line */\n",
+     ""),
+    ("SR_CORE_4_quiet_before_a_whole_turn_is_seen",
+     "    if (w->trend_filled >= SC_TREND_SEGMENTS &&\n        mean16 <= w->trend_mean0",
+     "    if (w->trend_filled + 1u >= 1u &&\n        mean16 <= w->trend_mean0"),
+    ("SR_CORE_6_stall_slack_one_pulse_longer",
+     "w->motion_since_pulse > SC_MOTION_SLACK_PULSES * spp",
+     "w->motion_since_pulse > (SC_MOTION_SLACK_PULSES + 1u) * spp"),
+    ("SR_CORE_6_runaway_slack_one_pulse_longer",
+     "    if (debt > (SC_MOTION_SLACK_PULSES + 1u) * spp) {",
+     "    if (debt > (SC_MOTION_SLACK_PULSES + 2u) * spp) {"),
+    ("SR_CORE_6_no_runaway_check_while_stopped",
+     "    if (spp == 0u) {\n        w->motion_armed = 0u;",
+     "    if (spp == 0u || s->phase == SC_PHASE_PAUSED) {\n        w->motion_armed = 0u;"),
+    ("SR_CORE_6_back_off_pulses_unexpected",
+     "    reverse = w->motion_reverse_steps; /* the back-off's own pulses are expected */",
+     "    reverse = 0u;"),
+    ("SR_CORE_8_runaway_ack_while_the_cam_turns",
+     "!= 0u && in->encoder_count == s->watch.motion_count &&", "!= 0u &&"),
+    ("SR_CORE_8_runaway_ack_after_a_short_quiet",
+     "s->ticks - s->watch.motion_pulse_tick >= SC_MOTION_QUIET_TICKS",
+     "s->ticks - s->watch.motion_pulse_tick >= SC_MOTION_QUIET_TICKS / 10u"),
     ("SR_CORE_5_bubble_at_limit_missed",
      "if (s->air_run_nl >= s->bubble_limit_nl)", "if (s->air_run_nl > s->bubble_limit_nl)"),
     ("SR_CORE_5_window_never_expires",
      "        s->air_window_nl -= s->air_bucket_nl[s->air_bucket_index];",
      "        s->air_window_nl -= 0u;"),
     ("SR_CORE_7_heartbeat_timeout_too_long",
-     "if (s->heartbeat_age_ticks > SC_HEARTBEAT_TIMEOUT_TICKS)",
-     "if (s->heartbeat_age_ticks > SC_HEARTBEAT_TIMEOUT_TICKS + 50u)"),
+     "&& s->heartbeat_age_ticks > SC_HEARTBEAT_TIMEOUT_TICKS) {",
+     "&& s->heartbeat_age_ticks > SC_HEARTBEAT_TIMEOUT_TICKS + 50u) {"),
     ("SR_CORE_8_fault_not_latched",
-     "        s->faults |= found;", "        s->faults = found;"),
+     "        s->faults |= found;\n        if (motor_active != 0u) {\n            s->phase",
+     "        s->faults = found;\n        if (motor_active != 0u) {\n            s->phase"),
+    ("SR_CORE_8_sample_fault_not_latched",
+     "        s->faults |= found;\n        if (motor_active != 0u) {\n            if",
+     "        s->faults = found;\n        if (motor_active != 0u) {\n            if"),
     ("SR_CORE_8_ack_clears_with_cause_present",
      "        in->downstream_mmhg <= (int32_t)s->program.occlusion_limit_mmhg) {",
      "        in->downstream_mmhg <= (int32_t)s->program.occlusion_limit_mmhg + 100) {"),
     ("SR_CORE_8_ack_restarts_motor",
-     "    return s->faults;\n}",
+     "        s->heartbeat_age_ticks = 0u;\n    }\n    return s->faults;\n}",
+     "        s->heartbeat_age_ticks = 0u;\n    }\n"
      "    if (s->faults == 0u && s->phase == SC_PHASE_PAUSED) {\n        s->phase = SC_PHASE_RUNNING;\n    }\n"
      "    return s->faults;\n}"),
     ("SR_CORE_8_heartbeat_ack_without_fresh_heartbeat",
@@ -85,8 +135,8 @@ MUTANTS = [
     ("SR_CORE_2_bolus_rate_wrong",
      "    uint32_t steps = s->bolus_whole_steps;", "    uint32_t steps = s->bolus_whole_steps + 1u;"),
     ("SR_CORE_2_fault_does_not_cancel_bolus",
-     "            s->phase = SC_PHASE_PAUSED;\n            s->bolus_left_steps = 0u;",
-     "            s->phase = SC_PHASE_PAUSED;"),
+     "            s->phase = SC_PHASE_PAUSED;\n            s->bolus_left_steps = 0u; /* a stop cancels the rest of a bolus */\n        }\n    }\n    if",
+     "            s->phase = SC_PHASE_PAUSED;\n        }\n    }\n    if"),
     ("SR_CORE_2_segment_end_not_held",
      "        s->segment_held = 1u;\n        s->rate_whole_steps = 0u;",
      "        s->segment_held = 1u;"),
@@ -132,6 +182,8 @@ def test_unmutated_build_agrees_with_reference(tmp_path):
     assert failed == 0, first
     passed, failed, first = scripted(core, sc.SafetyCore(15625, backend="reference"))
     assert failed == 0 and passed > 1000, first
+    passed, failed, first = scripted_occlusion(core, sc.SafetyCore(15625, backend="reference"))
+    assert failed == 0 and passed > 1000, first
 
 
 @pytest.mark.parametrize("name,original,mutated", MUTANTS, ids=[m[0] for m in MUTANTS])
@@ -142,4 +194,7 @@ def test_mutant_is_detected(tmp_path, name, original, mutated):
                                  stop_at_first=True)
     if failed == 0:      # the PCA limits the walk reaches only by luck, scripted
         passed, failed, first = scripted(core, sc.SafetyCore(15625, backend="reference"))
+    if failed == 0:      # so are occlusions closing at the line's compliance
+        passed, failed, first = scripted_occlusion(core,
+                                                   sc.SafetyCore(15625, backend="reference"))
     assert failed > 0, "mutant %s survived the differential walk" % name

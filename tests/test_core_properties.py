@@ -145,25 +145,38 @@ def test_never_more_than_vtbi_then_kvo_SR_CORE_2(rate_dl, vtbi_frac, kvo_dl, bat
 
 # ---- SR-CORE-3: downstream occlusion ---------------------------------------
 @settings(max_examples=100, deadline=None)
-@given(limit=st.integers(104, 1034), over=st.integers(1, 500), ticks=st.integers(3, 300))
-def test_pressure_over_limit_stops_and_latches_SR_CORE_3(limit, over, ticks):
+@given(limit=st.integers(104, 1034), over=st.integers(1, 500), cadence=st.integers(1, 100))
+def test_pressure_over_limit_stops_after_the_debounce_time_at_any_cadence_SR_CORE_3(
+        limit, over, cadence):
+    """One sample per call, `cadence` ticks apart (the board samples every 10 ticks,
+    the simulator every 100): the stop comes at the first sample at least
+    OCCLUSION_DEBOUNCE_TICKS after the first one over the limit, never before."""
+    need = -(-sc.OCCLUSION_DEBOUNCE_TICKS // cadence)   # samples after the first one
     for backend in BACKENDS:
         core = running(backend, occ=limit)
         f = Feeder(core)
         f.run(50, mmhg=limit)                  # at the limit: no stop
         assert core.faults == 0
-        f.run(ticks, mmhg=limit + over)
+        for _ in range(need):
+            f.run(cadence, mmhg=limit + over)
+            assert core.faults == 0
+        f.run(cadence, mmhg=limit + over)
         assert core.faults & sc.FAULT_OCCLUSION_DOWN
         assert core.phase == sc.PHASE_PAUSED
         assert f.run(1000, mmhg=0) == 0        # stays stopped
 
 
-def test_single_noise_spike_does_not_stop_SR_CORE_3(backend):
+@pytest.mark.parametrize("cadence", [10, 100])
+def test_short_spikes_do_not_stop_at_either_cadence_SR_CORE_3(backend, cadence):
+    """Spikes over the limit for less than the debounce time, at the board's 100 ms and
+    the simulator's 1 s sample cadence, never stop the pump."""
     core = running(backend, occ=300)
     f = Feeder(core)
+    over = max(1, (sc.OCCLUSION_DEBOUNCE_TICKS - 1) // cadence)   # samples: < 500 ms
     for _ in range(100):
-        f.run(2, mmhg=900)     # 2 ticks above, under the 3-tick debounce
-        f.run(5, mmhg=30)
+        for _ in range(over):
+            f.run(cadence, mmhg=900)
+        f.run(cadence, mmhg=30)
     assert core.faults == 0
 
 
@@ -235,6 +248,7 @@ def test_heartbeat_fed_every_second_never_stops_SR_CORE_7(backend):
 def test_fault_stays_latched_until_ack_and_cause_gone_SR_CORE_8(backend):
     core = running(backend, occ=300)
     f = Feeder(core)
+    f.run(50, mmhg=400)
     f.run(10, mmhg=400)
     assert core.faults == sc.FAULT_OCCLUSION_DOWN
     f.run(1000, mmhg=10)                                  # cause gone, no ack

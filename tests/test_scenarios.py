@@ -31,8 +31,9 @@ def test_occlusion_scenario_stops_then_resumes_SR_CORE_3(runs):
     cpy, _ = runs["picc_occlusion"]
     occ = [a for a in cpy["alarms"] if a["name"] == "OCCLUSION DOWNSTREAM"]
     assert len(occ) == 1
-    # 300 mmHg threshold, 1.33 uL/mmHg line, 10 mL/h: ~144 s to reach it
-    assert 60 <= occ[0]["latency_s"] <= 300
+    # 10 mL/h into a 1.33 uL/mmHg line: the 300 mmHg threshold would need ~144 s; the
+    # trend (SR-CORE-3: 30 mmHg over a cam turn, rising every quarter) stops it in ~20 s
+    assert 5 <= occ[0]["latency_s"] <= 60
     assert occ[0]["cleared_s"] == 4530          # acknowledged after the clamp opened
     # delivered = 10 mL/h over the time the pump ran, exact to one microstep
     ran_s = 7200 - (4530 - occ[0]["raised_s"])

@@ -4,8 +4,10 @@ Owns the ESP32 specifics: the step train from LEDC PWM gated by a one-shot
 timer, ADC1 with 11 dB attenuation, the service port on UART1.  Shared drivers
 come from ``hal.devices``.  Limitation: the PWM+timer step train may be off by
 one pulse per period (no PIO on the ESP32); the encoder cross-check of
-SR-CORE-6 (later issue) bounds the resulting volume error.  Device code, only
-runs on the board.
+SR-CORE-6 (later issue) bounds the resulting volume error.  Signed moves:
+negative steps set DIR high (1 = reverse, as ``hal.rp2040.pio_steps``) before
+the train of |steps| pulses starts (the back-off after an occlusion stop,
+SR-CORE-4).  Device code, only runs on the board.
 """
 import machine
 from machine import ADC, I2C, PWM, Pin, Timer, UART
@@ -19,11 +21,13 @@ from hal.vfs_storage import FileStorage
 
 
 class PwmTimerStepper(hal.Stepper):
-    """``steps`` pulses at steps/period frequency, stopped by a one-shot timer."""
+    """|``steps``| pulses at |steps|/period frequency, stopped by a one-shot timer; DIR 0
+    forward, 1 reverse (negative ``steps``).  ``issued`` counts signed steps."""
 
     def __init__(self):
         self.en = Pin(board.PIN_EN, Pin.OUT, value=1)
         self.dir = Pin(board.PIN_DIR, Pin.OUT, value=0)
+        self.reverse = 0           # the DIR level set (not read back from the pin)
         self.pin = Pin(board.PIN_STEP, Pin.OUT, value=0)
         self.pwm = None
         self.timer = Timer(0)
@@ -43,9 +47,15 @@ class PwmTimerStepper(hal.Stepper):
             self.pin.value(0)
 
     def move(self, steps, period_ms):
-        if steps <= 0 or not self.enabled:
+        if steps == 0 or not self.enabled:
             return
-        freq = steps * 1000 // period_ms
+        reverse = 1 if steps < 0 else 0
+        n = -steps if reverse else steps
+        if reverse != self.reverse:
+            self._stop(None)       # a train still running must not turn the other way
+            self.dir.value(reverse)  # set while STEP is low: DIR setup before the first edge
+            self.reverse = reverse
+        freq = n * 1000 // period_ms
         if freq < 1:
             freq = 1
         self.pwm = PWM(self.pin, freq=freq, duty_u16=32768)

@@ -7,6 +7,7 @@ none of them is used.  The service port is UART1 (SPEC: UART on ESP32 boards).
 NAME = "esp32s3-devkitc-1"
 USTEP_VOLUME_PL = 15625          # 50 uL/rev / 3200 usteps/rev
 USTEPS_PER_REV = 3200
+DELIVERY_USTEPS_PER_REV = 2400   # reference cassette cam: delivers over the first 75 % (PT-3)
 ENCODER_PULSES_PER_REV = 1
 CYCLE_MS = 100
 

@@ -7,6 +7,7 @@ the pressure offset/gain and the microstep volume.
 NAME = "pico"
 USTEP_VOLUME_PL = 15625          # 50 uL/rev / (200 steps x 16 usteps); CADD 0.050 mL/stroke
 USTEPS_PER_REV = 3200
+DELIVERY_USTEPS_PER_REV = 2400   # reference cassette cam: delivers over the first 75 % (PT-3)
 ENCODER_PULSES_PER_REV = 1       # hall sensor, one magnet on the cam shaft
 CYCLE_MS = 100                   # firmware control cycle; core ticks every 10 ms inside it
 

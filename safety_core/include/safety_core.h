@@ -8,8 +8,8 @@
  *     initialised data: every byte of state lives in a caller-owned sc_state_t;
  *   - every loop is bounded by a compile-time constant;
  *   - all arithmetic on counters saturates instead of wrapping, but for the
- *     sequence counters pumped_steps and patient_boluses, which wrap by design
- *     (only their differences are used);
+ *     sequence counters pumped_steps, motor_steps and patient_boluses and the
+ *     encoder count, which wrap by design (only their differences are used);
  *   - units are in the names: _ul (microlitres), _nl (nanolitres),
  *     _pl (picolitres), _mmhg, _ms, _ticks, _ul_per_h.
  *
@@ -33,7 +33,9 @@ extern "C" {
 /* ---- timing ---------------------------------------------------------- */
 #define SC_TICK_MS 10u                       /* control tick period */
 #define SC_HEARTBEAT_TIMEOUT_MS 1000u        /* SR-CORE-7: > 1 s without feed -> stop */
-#define SC_OCCLUSION_DEBOUNCE_TICKS 3u       /* 30 ms above the limit before a stop */
+#define SC_OCCLUSION_DEBOUNCE_TICKS 50u      /* samples above the limit for 500 ms of
+                                                ticks before a stop: the same at any
+                                                sample cadence (100 ms board, 1 s sim) */
 #define SC_AIR_BUCKET_TICKS 6000u            /* 1 minute buckets ...            */
 #define SC_AIR_BUCKETS 15u                   /* ... 15 of them: rolling 15 min  */
 #define SC_AIR_CUMULATIVE_LIMIT_NL 1000000u  /* SR-CORE-5: > 1 mL / 15 min     */
@@ -72,6 +74,38 @@ extern "C" {
 #define SC_WINDOW_FIRST_ROLL_TICKS 27000u    /* half an air bucket out of step with the
                                                 air window: the two never roll in one tick */
 
+/* ---- occlusion trend, back-off and motion check (SR-CORE-3, -4, -6) ----- */
+/* Pressure samples are averaged over segments of a quarter cam turn of pumped
+ * microsteps; a segment mean SC_TREND_RISE_MMHG above the mean one whole turn
+ * earlier (same cam phase: the pulsation cancels) is the pressure rise per volume
+ * pumped of an occluded line (1.33 uL/mmHg: 37 mmHg per 50 uL turn), whatever the
+ * threshold, when it rose in each of the four segments, none by more than 40 % of
+ * it (a closed line: a third at most): a venous step (+/-20 mmHg, even two in a row)
+ * rises in one or two segments and holds; rate changes, boluses and caps restart
+ * the trend. */
+#define SC_TREND_SEGMENT_STEPS 800u          /* a quarter of the 3200-microstep cam turn */
+#define SC_TREND_SEGMENTS 4u                 /* compared one turn back */
+#define SC_TREND_RISE_MMHG 30u
+#define SC_TREND_STEP_MMHG 2u                /* ... rising in each of its four segments */
+#define SC_TREND_SHARE_PCT 40u               /* ... none by more than 40 % of the rise */
+#define SC_TREND_QUIET_MMHG 8u               /* a segment mean within this of the one a turn
+                                                before: the line was not filling then (a
+                                                closed line rises 37 mmHg per turn) */
+#define SC_TREND_MAX_UL_PER_H 20000u         /* trend alarms up to 20 mL/h; above it the
+                                                threshold alone stops within 5 min (1034
+                                                mmHg x 1.33 uL/mmHg / 300 s = 16.5 mL/h),
+                                                and a squeezed line (3x resistance) would
+                                                look like a trend (+68 mmHg at 100 mL/h) */
+#define SC_TREND_MAX_SAMPLES 8192u           /* a segment closes after this many samples */
+#define SC_PRESSURE_FLOOR_MMHG 1024u         /* samples clamped to -1024 .. 4095 mmHg */
+#define SC_PRESSURE_CEIL_MMHG 4095u
+#define SC_BACKOFF_MAX_UL 2000u              /* SR-CORE-4: back-off never reverses more */
+#define SC_USTEPS_PER_PULSE_MIN 100u         /* motion check: encoder resolution window */
+#define SC_USTEPS_PER_PULSE_MAX 3200u        /* >= 1 pulse per cam turn (SPEC section 2) */
+#define SC_MOTION_SLACK_PULSES 2u            /* tolerance of the motion check, in pulses */
+#define SC_MOTION_QUIET_TICKS 6000u          /* a runaway clears on acknowledge once the cam
+                                                has given no pulse for 60 s */
+
 /* program flags */
 #define SC_FLAG_PRIME (1u << 0)              /* priming the set, not connected: no air stop,
                                                 VTBI <= SC_PRIME_MAX_UL, no KVO, no bolus */
@@ -102,6 +136,8 @@ extern "C" {
 #define SC_FAULT_AIR_BUBBLE (1u << 1)       /* SR-CORE-5 single bubble */
 #define SC_FAULT_AIR_CUMULATIVE (1u << 2)   /* SR-CORE-5 rolling 15 min */
 #define SC_FAULT_HEARTBEAT (1u << 3)        /* SR-CORE-7 */
+#define SC_FAULT_MOTION_STALL (1u << 4)     /* SR-CORE-6: steps made, cam not turning */
+#define SC_FAULT_MOTION_RUNAWAY (1u << 5)   /* SR-CORE-6: cam turning beyond the steps */
 #define SC_FAULT_STATE (1u << 7)            /* state buffer corrupt / not initialised */
 
 /* ---- results of sc_init / sc_load_program / sc_start ------------------ */
@@ -132,6 +168,7 @@ extern "C" {
 #define SC_FIELD_MAX_BOLUSES 14u
 #define SC_FIELD_SEGMENT_END 15u
 #define SC_FIELD_FLAGS 16u
+#define SC_FIELD_USTEPS_PER_PULSE 17u
 
 typedef struct {
     uint32_t rate_ul_per_h;          /* programmed rate */
@@ -157,6 +194,8 @@ typedef struct {
     uint32_t air_present;      /* detector sees air now (0/1) */
     uint32_t heartbeat;        /* application counter; must change at least
                                   every SC_HEARTBEAT_TIMEOUT_MS */
+    uint32_t encoder_count;    /* cam encoder pulses since boot (wraps), either
+                                  direction; read by sc_sample only */
 } sc_inputs_t;
 
 typedef struct {
@@ -172,6 +211,37 @@ typedef struct {
     uint32_t fault_tick;     /* index (1-based) of the tick that latched the first
                                 new fault in this call, 0 = none */
 } sc_output_t;
+
+/* What sc_sample keeps: the occlusion threshold and trend (SR-CORE-3), the back-off
+ * (SR-CORE-4) and the motion check (SR-CORE-6).  A struct of its own so the sample
+ * code reaches its fields from one base pointer (short Thumb-1 loads, PT-1 .text). */
+typedef struct {
+    uint32_t occlusion_over;        /* 1: the last samples were above the limit ... */
+    uint32_t occlusion_since_tick;  /* ... since this tick */
+    uint32_t trend_filled;          /* segment means held (0..SC_TREND_SEGMENTS) */
+    uint32_t trend_seg_start_steps; /* pumped_steps when the current segment opened */
+    uint32_t trend_seg_sum;         /* sum of (sample + SC_PRESSURE_FLOOR_MMHG) */
+    uint32_t trend_seg_count;
+    uint32_t trend_mean0;           /* segment means x16 (offset as the sum), oldest first */
+    uint32_t trend_mean1;
+    uint32_t trend_mean2;
+    uint32_t trend_mean3;
+    uint32_t trend_rise_steps;      /* pumped_steps at the end of the last segment that
+                                       rose less than SC_TREND_QUIET_MMHG in a turn */
+    uint32_t trend_capped;          /* capped_ticks at the last sample */
+    uint32_t backoff_max_steps;     /* SC_BACKOFF_MAX_UL in microsteps */
+    uint32_t backoff_steps;         /* reverse microsteps decided, not yet taken */
+    uint32_t reversed_steps;        /* reverse microsteps taken (saturating) */
+    uint32_t motion_usteps_per_pulse; /* 0: no motion check */
+    uint32_t motion_armed;          /* 1 once a sample after the start was seen */
+    uint32_t motion_count;          /* encoder count at the last sample */
+    uint32_t motion_seen_steps;     /* motor_steps at the last sample */
+    uint32_t motion_debt_steps;     /* how far the encoder is ahead of the steps, plus
+                                       one pulse of slack (runaway above 3 pulses) */
+    uint32_t motion_since_pulse;    /* steps commanded since the last pulse (stall) */
+    uint32_t motion_reverse_steps;  /* back-off taken whose pulses are still to come */
+    uint32_t motion_pulse_tick;     /* ticks at the last sample that saw a pulse */
+} sc_watch_t;
 
 /* The whole state: caller-owned, opaque in spirit (read through accessors).
  * Every field is a 32-bit word.  The first 32 words are what a tick touches:
@@ -203,8 +273,7 @@ typedef struct {
     uint32_t ticks;                 /* saturating tick counter */
     uint32_t last_heartbeat;
     uint32_t heartbeat_age_ticks;   /* ticks since heartbeat last changed */
-    uint32_t occlusion_stop_mmhg;   /* program.occlusion_limit_mmhg, where a tick reaches it */
-    uint32_t occlusion_ticks;       /* consecutive ticks above the limit */
+    uint32_t motor_steps;           /* every forward microstep commanded (wraps) */
     uint32_t air_armed;             /* 1 once a program is loaded, 0 while priming */
     uint32_t air_run_nl;            /* current contiguous bubble */
     uint32_t bubble_limit_nl;
@@ -235,11 +304,12 @@ typedef struct {
     uint32_t win_1h_steps;          /* the 12 full buckets before the current one */
     uint32_t win_4h_steps;          /* the 48 full buckets before the current one */
     uint32_t win_1h_boluses;
+    sc_watch_t watch;               /* per sample: occlusion, back-off, motion */
     uint32_t air_bucket_nl[SC_AIR_BUCKETS];
     uint32_t win_steps[SC_WINDOW_BUCKETS];
     uint32_t win_boluses[SC_WINDOW_BUCKETS];
 } sc_state_t;
-#define SC_STATE_WORDS 177u   /* 32-bit words of sc_state_t (checked at compile time) */
+#define SC_STATE_WORDS 199u   /* 32-bit words of sc_state_t (checked at compile time) */
 
 /* Reset the state and set the calibration.  Returns SC_OK or a refusal. */
 uint32_t sc_init(sc_state_t *s, uint32_t ustep_volume_pl, sc_refusal_t *why);
@@ -255,11 +325,34 @@ uint32_t sc_start(sc_state_t *s);
 /* Stop the motor (application pause).  Always succeeds. */
 void sc_pause(sc_state_t *s);
 
-/* Advance one control tick; returns the microsteps for the next tick. */
+/* Advance one control tick; returns the microsteps for the next tick.  Reads
+ * air_nl, air_present and heartbeat; the pressure and the encoder are sc_sample's. */
 uint32_t sc_tick(sc_state_t *s, const sc_inputs_t *in, sc_output_t *out);
 
-/* Advance n_ticks ticks with the same inputs (air_nl consumed by the first). */
+/* One new sensor sample (call once per sample, e.g. every 100 ms on the board):
+ * downstream occlusion over the threshold for SC_OCCLUSION_DEBOUNCE_TICKS or by
+ * trend (SR-CORE-3), the back-off it decides (SR-CORE-4), and the motion check of
+ * the encoder against the steps commanded (SR-CORE-6).  A new fault stops delivery.
+ * Returns the latched fault word. */
+uint32_t sc_sample(sc_state_t *s, const sc_inputs_t *in);
+
+/* sc_sample once, then n_ticks ticks with the same inputs (air_nl consumed by the
+ * first): the simulator's batch entry point, one call per sample. */
 void sc_run(sc_state_t *s, const sc_inputs_t *in, uint32_t n_ticks, sc_output_t *out);
+
+/* The reverse microsteps an occlusion stop decided (SR-CORE-4), once: the caller
+ * runs the motor back by them now (a start cancels what is left).  Never volume
+ * given back: the accounting keeps them delivered, so an occlusion can only
+ * under-deliver.  Counted in watch.reversed_steps. */
+uint32_t sc_take_backoff(sc_state_t *s);
+
+/* The driver turned the motor back by usteps of a back-off: the motion check
+ * expects their encoder pulses (until it re-arms at the next start). */
+void sc_backoff_done(sc_state_t *s, uint32_t usteps);
+
+/* Motion check (SR-CORE-6): microsteps per encoder pulse (3200 / pulses per turn),
+ * 0 = no encoder.  Refused while delivering. */
+uint32_t sc_set_motion_check(sc_state_t *s, uint32_t usteps_per_pulse, sc_refusal_t *why);
 
 /* Change the rate of the loaded program (profiles, tapers, intermittent doses):
  * validated as the program's rate; until_ul is the primary volume at which this

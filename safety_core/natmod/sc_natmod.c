@@ -126,27 +126,85 @@ static mp_obj_t nm_pause(mp_obj_t state)
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(nm_pause_obj, nm_pause);
 
-/* run(state, out, mmhg, air_nl, air_present, heartbeat, n_ticks) -> steps
+static sc_output_t *output_of(mp_obj_t buf_obj)
+{
+    mp_buffer_info_t out_info;
+    mp_get_buffer_raise(buf_obj, &out_info, MP_BUFFER_RW);
+    if (out_info.len < sizeof(sc_output_t)) {
+        mp_raise_ValueError(MP_ERROR_TEXT("output buffer too small"));
+    }
+    return (sc_output_t *)out_info.buf;
+}
+
+/* run(state, out, mmhg, air_nl, air_present, heartbeat, n_ticks, encoder) -> steps
  * out: bytearray(16) receiving the sc_output_t. */
 static mp_obj_t nm_run(size_t n_args, const mp_obj_t *args)
 {
     sc_inputs_t in;
-    mp_buffer_info_t out_info;
+    sc_output_t *out = output_of(args[1]);
     (void)n_args;
-    mp_get_buffer_raise(args[1], &out_info, MP_BUFFER_RW);
-    if (out_info.len < sizeof(sc_output_t)) {
-        mp_raise_ValueError(MP_ERROR_TEXT("output buffer too small"));
-    }
     in.downstream_mmhg = (int32_t)mp_obj_get_int(args[2]);
     in.air_nl = u32_of(args[3]);
     in.air_present = u32_of(args[4]);
     in.heartbeat = u32_of(args[5]);
-    sc_run(state_of(args[0]), &in, u32_of(args[6]), (sc_output_t *)out_info.buf);
-    return mp_obj_new_int_from_uint(((sc_output_t *)out_info.buf)->steps);
+    in.encoder_count = u32_of(args[7]);
+    sc_run(state_of(args[0]), &in, u32_of(args[6]), out);
+    return mp_obj_new_int_from_uint(out->steps);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(nm_run_obj, 7, 7, nm_run);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(nm_run_obj, 8, 8, nm_run);
 
-/* acknowledge(state, mmhg, air_present, heartbeat) -> faults still latched */
+/* tick(state, out, air_nl, air_present, heartbeat) -> steps (no sample) */
+static mp_obj_t nm_tick(size_t n_args, const mp_obj_t *args)
+{
+    sc_inputs_t in;
+    (void)n_args;
+    in.downstream_mmhg = 0;
+    in.air_nl = u32_of(args[2]);
+    in.air_present = u32_of(args[3]);
+    in.heartbeat = u32_of(args[4]);
+    in.encoder_count = 0u;
+    return mp_obj_new_int_from_uint(sc_tick(state_of(args[0]), &in, output_of(args[1])));
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(nm_tick_obj, 5, 5, nm_tick);
+
+/* sample(state, mmhg, encoder) -> faults latched */
+static mp_obj_t nm_sample(mp_obj_t state, mp_obj_t mmhg, mp_obj_t encoder)
+{
+    sc_inputs_t in;
+    in.downstream_mmhg = (int32_t)mp_obj_get_int(mmhg);
+    in.air_nl = 0u;
+    in.air_present = 0u;
+    in.heartbeat = 0u;
+    in.encoder_count = u32_of(encoder);
+    return mp_obj_new_int_from_uint(sc_sample(state_of(state), &in));
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(nm_sample_obj, nm_sample);
+
+/* take_backoff(state) -> reverse microsteps to run now */
+static mp_obj_t nm_take_backoff(mp_obj_t state)
+{
+    return mp_obj_new_int_from_uint(sc_take_backoff(state_of(state)));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(nm_take_backoff_obj, nm_take_backoff);
+
+/* backoff_done(state, usteps): the motor turned back by usteps */
+static mp_obj_t nm_backoff_done(mp_obj_t state, mp_obj_t usteps)
+{
+    sc_backoff_done(state_of(state), u32_of(usteps));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(nm_backoff_done_obj, nm_backoff_done);
+
+/* set_motion_check(state, usteps_per_pulse) -> None | refusal */
+static mp_obj_t nm_set_motion_check(mp_obj_t state, mp_obj_t spp)
+{
+    sc_refusal_t why;
+    uint32_t rc = sc_set_motion_check(state_of(state), u32_of(spp), &why);
+    return refusal_or_none(rc, &why);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(nm_set_motion_check_obj, nm_set_motion_check);
+
+/* acknowledge(state, mmhg, air_present, heartbeat, encoder) -> faults still latched */
 static mp_obj_t nm_ack(size_t n_args, const mp_obj_t *args)
 {
     sc_inputs_t in;
@@ -155,9 +213,10 @@ static mp_obj_t nm_ack(size_t n_args, const mp_obj_t *args)
     in.air_nl = 0u;
     in.air_present = u32_of(args[2]);
     in.heartbeat = u32_of(args[3]);
+    in.encoder_count = u32_of(args[4]);
     return mp_obj_new_int_from_uint(sc_acknowledge(state_of(args[0]), &in));
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(nm_ack_obj, 4, 4, nm_ack);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(nm_ack_obj, 5, 5, nm_ack);
 
 /* word(state, index) -> the index-th 32-bit word of the state (read-only view) */
 static mp_obj_t nm_word(mp_obj_t state, mp_obj_t index)
@@ -180,6 +239,11 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_start, MP_OBJ_FROM_PTR(&nm_start_obj));
     mp_store_global(MP_QSTR_pause, MP_OBJ_FROM_PTR(&nm_pause_obj));
     mp_store_global(MP_QSTR_run, MP_OBJ_FROM_PTR(&nm_run_obj));
+    mp_store_global(MP_QSTR_tick, MP_OBJ_FROM_PTR(&nm_tick_obj));
+    mp_store_global(MP_QSTR_sample, MP_OBJ_FROM_PTR(&nm_sample_obj));
+    mp_store_global(MP_QSTR_take_backoff, MP_OBJ_FROM_PTR(&nm_take_backoff_obj));
+    mp_store_global(MP_QSTR_backoff_done, MP_OBJ_FROM_PTR(&nm_backoff_done_obj));
+    mp_store_global(MP_QSTR_set_motion_check, MP_OBJ_FROM_PTR(&nm_set_motion_check_obj));
     mp_store_global(MP_QSTR_acknowledge, MP_OBJ_FROM_PTR(&nm_ack_obj));
     mp_store_global(MP_QSTR_word, MP_OBJ_FROM_PTR(&nm_word_obj));
     mp_store_global(MP_QSTR_set_rate, MP_OBJ_FROM_PTR(&nm_set_rate_obj));

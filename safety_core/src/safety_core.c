@@ -6,7 +6,9 @@
  * accounting, rate segments (profiles, tapers, intermittent doses), VTBI stop
  * and KVO, the rolling 1 h cap and 4 h maximum on everything pumped, PCA and
  * clinician boluses with lockout and hourly count (denials counted),
- * downstream-occlusion, air and heartbeat stops, and fault latching.
+ * air and heartbeat stops, and fault latching (the tick); and per sensor sample
+ * (sc_sample) the downstream-occlusion threshold and trend, the back-off after an
+ * occlusion stop and the motion check of the cam encoder.
  *
  * Rolling windows: what the motor pumps forward (pumped_steps, a wrapping
  * sequence counter whose differences are exact) is binned in 5-minute buckets
@@ -23,6 +25,12 @@
  * a Bresenham accumulator (whole steps + remainder per tick, computed once at
  * program load) delivers the exact integral of the rate with no drift and no
  * division in the tick.
+ *
+ * Samples and ticks: a tick (every SC_TICK_MS, a hard IRQ on the board) only
+ * schedules steps and watches air and the heartbeat.  Pressure and the encoder
+ * change once per sample (100 ms on the board, 1 s in the simulator), so their
+ * rules run in sc_sample, once per sample, and measure time in ticks: a debounce
+ * means the same at every sample cadence, and the tick stays short (PT-1).
  *
  * Must never: allocate, recurse, use floating point, divide in the tick path,
  * loop without a constant bound, or let a counter wrap.
@@ -359,6 +367,19 @@ static void window_roll(sc_state_t *s)
     }
 }
 
+/* The occlusion trend starts again: no segment means, the current segment opens now.
+ * The start of the last rise (trend_rise_steps) stays: the line keeps its pressure
+ * across a stop or a new rate, so a back-off still runs back all of what filled it. */
+static void trend_reset(sc_state_t *s)
+{
+    sc_watch_t *w = &s->watch;
+    w->trend_filled = 0u;
+    w->trend_seg_sum = 0u;
+    w->trend_seg_count = 0u;
+    w->trend_seg_start_steps = s->pumped_steps;
+    w->trend_capped = s->capped_ticks;
+}
+
 uint32_t sc_init(sc_state_t *s, uint32_t ustep_volume_pl, sc_refusal_t *why)
 {
     uint8_t *bytes = (uint8_t *)s;
@@ -381,6 +402,7 @@ uint32_t sc_init(sc_state_t *s, uint32_t ustep_volume_pl, sc_refusal_t *why)
     s->allow_steps = SC_U32_MAX;
     s->window_mask = SC_U32_MAX;
     s->win_age_ticks = SC_WINDOW_BUCKET_TICKS - SC_WINDOW_FIRST_ROLL_TICKS;
+    s->watch.backoff_max_steps = vtbi_to_steps(SC_BACKOFF_MAX_UL, ustep_volume_pl);
     (void)refuse(why, SC_OK, SC_FIELD_NONE, 0u);
     return SC_OK;
 }
@@ -405,7 +427,6 @@ uint32_t sc_load_program(sc_state_t *s, const sc_program_t *p, sc_refusal_t *why
     s->program.hard_min_rate_ul_per_h = p->hard_min_rate_ul_per_h;
     s->program.hard_max_rate_ul_per_h = p->hard_max_rate_ul_per_h;
     s->program.occlusion_limit_mmhg = p->occlusion_limit_mmhg;
-    s->occlusion_stop_mmhg = p->occlusion_limit_mmhg;
     s->program.bubble_limit_ul = p->bubble_limit_ul;
     if ((s->program.flags & SC_FLAG_PRIME) != 0u) {
         s->air_run_nl = 0u; /* the prime's air never entered the window (air_window_tick) */
@@ -431,7 +452,9 @@ uint32_t sc_load_program(sc_state_t *s, const sc_program_t *p, sc_refusal_t *why
     s->acc = 0u;
     s->delivered_steps = 0u;
     s->kvo_steps = 0u;
-    s->occlusion_ticks = 0u;
+    s->watch.occlusion_over = 0u;
+    s->watch.motion_armed = 0u; /* a new base for the motion check */
+    trend_reset(s);
     /* the windows keep what was pumped before: a new program never resets a cap */
     s->max_1h_steps = cap_steps_of(p->max_1h_ul, s->ustep_volume_pl);
     s->max_4h_steps = cap_steps_of(p->max_4h_ul, s->ustep_volume_pl);
@@ -455,7 +478,10 @@ uint32_t sc_start(sc_state_t *s)
         return SC_ERR_FAULTED;
     }
     s->heartbeat_age_ticks = 0u;
-    s->occlusion_ticks = 0u;
+    s->watch.occlusion_over = 0u;
+    s->watch.backoff_steps = 0u; /* a back-off not taken by now never runs */
+    s->watch.motion_armed = 0u; /* the first sample after the start sets the encoder base */
+    trend_reset(s);
     if (s->delivered_steps < s->vtbi_steps) {
         s->phase = SC_PHASE_RUNNING;
     } else if (s->program.kvo_ul_per_h != 0u) {
@@ -511,6 +537,7 @@ uint32_t sc_set_rate(sc_state_t *s, uint32_t rate_ul_per_h, uint32_t until_ul,
     s->rate_whole_steps = rate_increments(s, rate_ul_per_h, &s->rate_rem);
     s->limit_steps = limit;
     s->segment_held = 0u;
+    trend_reset(s); /* a new rate moves the line's pressure: the trend starts again */
     (void)refuse(why, SC_OK, SC_FIELD_NONE, 0u);
     return SC_OK;
 }
@@ -601,6 +628,7 @@ uint32_t sc_bolus(sc_state_t *s, uint32_t kind, uint32_t amount_ul)
     }
     s->bolus_left_steps = steps;
     s->bolus_acc = 0u;
+    trend_reset(s); /* the bolus rate raises the line's pressure: the trend starts again */
     if (kind == SC_BOLUS_PATIENT) {
         s->last_bolus_tick = s->ticks;
         s->patient_boluses++; /* a sequence counter: wraps, differences stay exact */
@@ -659,18 +687,8 @@ static uint32_t detect_faults(sc_state_t *s, const sc_inputs_t *in, uint32_t air
         }
     }
 
-    if (in->downstream_mmhg > (int32_t)s->occlusion_stop_mmhg) {
-        s->occlusion_ticks = sat_inc_u32(s->occlusion_ticks);
-    } else {
-        s->occlusion_ticks = 0u;
-    }
-    if (motor_active != 0u) {
-        if (s->occlusion_ticks >= SC_OCCLUSION_DEBOUNCE_TICKS) {
-            found |= SC_FAULT_OCCLUSION_DOWN;
-        }
-        if (s->heartbeat_age_ticks > SC_HEARTBEAT_TIMEOUT_TICKS) {
-            found |= SC_FAULT_HEARTBEAT;
-        }
+    if (motor_active != 0u && s->heartbeat_age_ticks > SC_HEARTBEAT_TIMEOUT_TICKS) {
+        found |= SC_FAULT_HEARTBEAT;
     }
     return found;
 }
@@ -777,7 +795,254 @@ static uint32_t tick_once(sc_state_t *s, const sc_inputs_t *in, uint32_t air_nl)
     if (s->faults != 0u) {
         return 0u;
     }
-    return schedule_steps(s);
+    found = schedule_steps(s);
+    s->motor_steps += found; /* wraps by design: the motion check uses differences */
+    return found;
+}
+
+/* ---- per sensor sample: occlusion threshold and trend, back-off, motion ---- */
+
+/* A pressure sample as an unsigned offset value (sums and means stay unsigned). */
+static uint32_t pressure_offset(int32_t mmhg)
+{
+    if (mmhg < -(int32_t)SC_PRESSURE_FLOOR_MMHG) {
+        return 0u;
+    }
+    if (mmhg > (int32_t)SC_PRESSURE_CEIL_MMHG) {
+        return SC_PRESSURE_CEIL_MMHG + SC_PRESSURE_FLOOR_MMHG;
+    }
+    return (uint32_t)(mmhg + (int32_t)SC_PRESSURE_FLOOR_MMHG);
+}
+
+/* Threshold (SR-CORE-3): above the limit in every sample for the debounce time. */
+static uint32_t occlusion_threshold(sc_state_t *s, int32_t mmhg)
+{
+    sc_watch_t *w = &s->watch;
+    if (mmhg <= (int32_t)s->program.occlusion_limit_mmhg) {
+        w->occlusion_over = 0u;
+        return 0u;
+    }
+    if (w->occlusion_over == 0u) {
+        w->occlusion_over = 1u;
+        w->occlusion_since_tick = s->ticks;
+    }
+    return (s->ticks - w->occlusion_since_tick >= SC_OCCLUSION_DEBOUNCE_TICKS)
+               ? SC_FAULT_OCCLUSION_DOWN : 0u;
+}
+
+/* A closed line filling: the new segment mean SC_TREND_RISE_MMHG above the one a turn
+ * back, with a rise in every quarter (>= SC_TREND_STEP_MMHG) and none above
+ * SC_TREND_SHARE_PCT of the turn's rise (a closed line: at most a third, whatever the
+ * cam phase); a venous step, even two in a row, rises in one or two quarters. */
+static uint32_t trend_rising(const sc_watch_t *w, uint32_t mean16)
+{
+    uint32_t m[SC_TREND_SEGMENTS + 1u];
+    uint32_t i;
+    uint32_t most = 0u;
+    uint32_t rise;
+    m[0] = w->trend_mean0;
+    m[1] = w->trend_mean1;
+    m[2] = w->trend_mean2;
+    m[3] = w->trend_mean3;
+    m[4] = mean16;
+    for (i = 1u; i <= SC_TREND_SEGMENTS; i++) {
+        if (m[i] < m[i - 1u] + SC_TREND_STEP_MMHG * 16u) {
+            return 0u;
+        }
+        if (m[i] - m[i - 1u] > most) {
+            most = m[i] - m[i - 1u];
+        }
+    }
+    rise = mean16 - m[0];
+    return (rise >= SC_TREND_RISE_MMHG * 16u && most * 100u <= rise * SC_TREND_SHARE_PCT)
+               ? 1u : 0u;
+}
+
+/* The rate the motor runs at now: KVO, or the rate plus a bolus being given. */
+static uint32_t flow_ul_per_h(const sc_state_t *s)
+{
+    if (s->phase == SC_PHASE_KVO) {
+        return s->program.kvo_ul_per_h;
+    }
+    return s->program.rate_ul_per_h +
+           ((s->bolus_left_steps != 0u) ? s->program.bolus_rate_ul_per_h : 0u);
+}
+
+/* Trend (SR-CORE-3): the sample joins the current segment; when the segment has a
+ * quarter turn pumped, its mean is compared with the mean one turn earlier.  The
+ * means run at every rate (they date the start of a rise for the back-off); the
+ * alarm only up to SC_TREND_MAX_UL_PER_H, where a resistance change (a kinked or
+ * squeezed line) moves the pressure far less than a turn into a closed line does. */
+static uint32_t occlusion_trend(sc_state_t *s, uint32_t sample)
+{
+    sc_watch_t *w = &s->watch;
+    uint32_t mean16;
+    uint32_t rem;
+    uint32_t found = 0u;
+    if (s->capped_ticks != w->trend_capped) {
+        trend_reset(s); /* a cap cut the flow: it resumes later, a rate change */
+    }
+    w->trend_seg_sum += sample; /* <= SC_TREND_MAX_SAMPLES * 5119: no overflow */
+    w->trend_seg_count++;
+    if (s->pumped_steps - w->trend_seg_start_steps < SC_TREND_SEGMENT_STEPS &&
+        w->trend_seg_count < SC_TREND_MAX_SAMPLES) {
+        return 0u;
+    }
+    mean16 = divmod_u32(w->trend_seg_sum * 16u, w->trend_seg_count, &rem);
+    if (w->trend_filled >= SC_TREND_SEGMENTS && trend_rising(w, mean16) != 0u &&
+        flow_ul_per_h(s) <= SC_TREND_MAX_UL_PER_H) {
+        found = SC_FAULT_OCCLUSION_DOWN;
+    }
+    if (w->trend_filled >= SC_TREND_SEGMENTS &&
+        mean16 <= w->trend_mean0 + SC_TREND_QUIET_MMHG * 16u) {
+        w->trend_rise_steps = s->pumped_steps; /* the line was not filling up to here */
+    }
+    w->trend_mean0 = w->trend_mean1;
+    w->trend_mean1 = w->trend_mean2;
+    w->trend_mean2 = w->trend_mean3;
+    w->trend_mean3 = mean16;
+    if (w->trend_filled < SC_TREND_SEGMENTS) {
+        w->trend_filled++;
+    }
+    w->trend_seg_start_steps = s->pumped_steps;
+    w->trend_seg_sum = 0u;
+    w->trend_seg_count = 0u;
+    return found;
+}
+
+/* Motion check (SR-CORE-6): encoder pulses against the steps commanded since the
+ * last sample.  Stall: steps worth SC_MOTION_SLACK_PULSES pulses without one
+ * (while delivering).  Runaway: pulses beyond the steps by more than the slack,
+ * also while stopped (the cam turning by itself lets the line run free). */
+static uint32_t motion_check(sc_state_t *s, uint32_t count, uint32_t motor_active)
+{
+    sc_watch_t *w = &s->watch;
+    uint32_t spp = w->motion_usteps_per_pulse;
+    uint32_t pulses;
+    uint32_t done;
+    uint32_t debt;
+    uint32_t reverse;
+    uint32_t found = 0u;
+    pulses = count - w->motion_count;
+    done = s->motor_steps - w->motion_seen_steps;
+    w->motion_count = count;
+    w->motion_seen_steps = s->motor_steps;
+    if (pulses != 0u) {
+        w->motion_pulse_tick = s->ticks;
+    }
+    if (spp == 0u) {
+        w->motion_armed = 0u;
+        return 0u;
+    }
+    if (w->motion_armed == 0u) { /* the base after a start, a load or an acknowledgement */
+        w->motion_armed = 1u;
+        w->motion_debt_steps = spp;
+        w->motion_since_pulse = 0u;
+        w->motion_reverse_steps = 0u;
+        return 0u;
+    }
+    if (pulses > 0xFFFFu) {
+        pulses = 0xFFFFu; /* pulses * spp stays below 2^32 */
+    }
+    reverse = w->motion_reverse_steps; /* the back-off's own pulses are expected */
+    if (reverse > pulses * spp) {
+        reverse = pulses * spp;
+    }
+    w->motion_reverse_steps -= reverse;
+    debt = sat_add_u32(w->motion_debt_steps, pulses * spp - reverse);
+    debt = (debt > done) ? debt - done : 0u;
+    w->motion_debt_steps = debt;
+    if (pulses != 0u) {
+        w->motion_since_pulse = 0u;
+    } else {
+        w->motion_since_pulse = sat_add_u32(w->motion_since_pulse, done);
+    }
+    if (debt > (SC_MOTION_SLACK_PULSES + 1u) * spp) {
+        found |= SC_FAULT_MOTION_RUNAWAY;
+    }
+    if (motor_active != 0u && w->motion_since_pulse > SC_MOTION_SLACK_PULSES * spp) {
+        found |= SC_FAULT_MOTION_STALL;
+    }
+    return found;
+}
+
+uint32_t sc_sample(sc_state_t *s, const sc_inputs_t *in)
+{
+    sc_watch_t *w = &s->watch;
+    uint32_t motor_active;
+    uint32_t found;
+    if (s->magic != SC_MAGIC) {
+        s->faults |= SC_FAULT_STATE;
+        return s->faults;
+    }
+    motor_active = (s->phase == SC_PHASE_RUNNING || s->phase == SC_PHASE_KVO) ? 1u : 0u;
+    found = occlusion_threshold(s, in->downstream_mmhg);
+    if (motor_active != 0u && s->window_mask != 0u && s->segment_held == 0u) {
+        found |= occlusion_trend(s, pressure_offset(in->downstream_mmhg));
+    } else {
+        trend_reset(s); /* stopped, priming or holding: no trend */
+    }
+    if (motor_active == 0u) {
+        found = 0u; /* an occlusion stops delivery: nothing to stop */
+    }
+    found |= motion_check(s, in->encoder_count, motor_active);
+    found &= ~s->faults; /* only a new fault acts */
+    if (found != 0u) {
+        s->faults |= found;
+        if (motor_active != 0u) {
+            if ((found & SC_FAULT_OCCLUSION_DOWN) != 0u) {
+                /* SR-CORE-4: run back what filled the line since it was last quiet */
+                uint32_t back = s->pumped_steps - w->trend_rise_steps;
+                w->backoff_steps = (back < w->backoff_max_steps) ? back : w->backoff_max_steps;
+                w->trend_rise_steps = s->pumped_steps; /* the back-off relieves the line */
+            }
+            s->phase = SC_PHASE_PAUSED;
+            s->bolus_left_steps = 0u; /* a stop cancels the rest of a bolus */
+        }
+    }
+    return s->faults;
+}
+
+uint32_t sc_take_backoff(sc_state_t *s)
+{
+    sc_watch_t *w = &s->watch;
+    uint32_t back;
+    if (s->magic != SC_MAGIC) {
+        return 0u;
+    }
+    back = w->backoff_steps;
+    w->backoff_steps = 0u;
+    w->reversed_steps = sat_add_u32(w->reversed_steps, back);
+    return back;
+}
+
+void sc_backoff_done(sc_state_t *s, uint32_t usteps)
+{
+    if (s->magic == SC_MAGIC) {
+        /* the cam turned back: the motion check expects those pulses (until a re-arm) */
+        s->watch.motion_reverse_steps = sat_add_u32(s->watch.motion_reverse_steps, usteps);
+    }
+}
+
+uint32_t sc_set_motion_check(sc_state_t *s, uint32_t usteps_per_pulse, sc_refusal_t *why)
+{
+    if (s->magic != SC_MAGIC) {
+        return refuse(why, SC_ERR_STATE, SC_FIELD_NONE, 0u);
+    }
+    if (s->phase == SC_PHASE_RUNNING || s->phase == SC_PHASE_KVO) {
+        return refuse(why, SC_ERR_BUSY, SC_FIELD_NONE, 0u);
+    }
+    if (usteps_per_pulse != 0u) {
+        uint32_t rc = check_range(why, SC_FIELD_USTEPS_PER_PULSE, usteps_per_pulse,
+                         SC_USTEPS_PER_PULSE_MIN, SC_USTEPS_PER_PULSE_MAX);
+        if (rc != SC_OK) {
+            return rc;
+        }
+    }
+    s->watch.motion_usteps_per_pulse = usteps_per_pulse;
+    s->watch.motion_armed = 0u;
+    (void)refuse(why, SC_OK, SC_FIELD_NONE, 0u);
+    return SC_OK;
 }
 
 /* sc_run for one tick, without the loop (the device's 10 ms IRQ path) */
@@ -815,6 +1080,7 @@ void sc_run(sc_state_t *s, const sc_inputs_t *in, uint32_t n_ticks, sc_output_t 
         return;
     }
     faults_before = s->faults;
+    (void)sc_sample(s, in); /* a fault it latches reads as tick 1: nothing moved */
     for (i = 0u; i < n_ticks; i++) {
         steps = sat_add_u32(steps, tick_once(s, in, air_nl));
         air_nl = 0u;
@@ -835,7 +1101,19 @@ uint32_t sc_acknowledge(sc_state_t *s, const sc_inputs_t *in)
     if ((s->faults & SC_FAULT_OCCLUSION_DOWN) != 0u &&
         in->downstream_mmhg <= (int32_t)s->program.occlusion_limit_mmhg) {
         s->faults &= ~SC_FAULT_OCCLUSION_DOWN;
-        s->occlusion_ticks = 0u;
+        s->watch.occlusion_over = 0u;
+        trend_reset(s);
+    }
+    /* a stall cannot be seen while stopped: the clinician has checked the set */
+    if ((s->faults & SC_FAULT_MOTION_STALL) != 0u) {
+        s->faults &= ~SC_FAULT_MOTION_STALL;
+        s->watch.motion_armed = 0u;
+    }
+    /* runaway: the cam has given no pulse for a minute, nor since the last sample */
+    if ((s->faults & SC_FAULT_MOTION_RUNAWAY) != 0u && in->encoder_count == s->watch.motion_count &&
+        s->ticks - s->watch.motion_pulse_tick >= SC_MOTION_QUIET_TICKS) {
+        s->faults &= ~SC_FAULT_MOTION_RUNAWAY;
+        s->watch.motion_armed = 0u;
     }
     if ((s->faults & SC_FAULT_AIR_BUBBLE) != 0u && in->air_present == 0u) {
         s->faults &= ~SC_FAULT_AIR_BUBBLE;

@@ -131,12 +131,28 @@ class EmulatedCore:
     def tick(self, mmhg, air_nl, air_present, heartbeat):
         """sc_tick; returns (steps, faults, phase, instructions)."""
         self.uc.mem_write(ADDR_IN, struct.pack("<iIII", mmhg, air_nl, air_present, heartbeat))
+        self.uc.mem_write(ADDR_IN + 16, struct.pack("<I", 0))
         steps, n = self.call("sc_tick", ADDR_STATE, ADDR_IN, ADDR_OUT)
         _, faults, phase, _ = struct.unpack("<4I", bytes(self.uc.mem_read(ADDR_OUT, 16)))
         return steps, faults, phase, n
 
-    def acknowledge(self, mmhg, air_present, heartbeat):
-        self.uc.mem_write(ADDR_IN, struct.pack("<iIII", mmhg, 0, air_present, heartbeat))
+    def sample(self, mmhg, encoder_count):
+        """sc_sample; returns (faults, instructions)."""
+        self.uc.mem_write(ADDR_IN, struct.pack("<iIIII", mmhg, 0, 0, 0, encoder_count))
+        return self.call("sc_sample", ADDR_STATE, ADDR_IN)
+
+    def take_backoff(self):
+        return self.call("sc_take_backoff", ADDR_STATE)[0]
+
+    def backoff_done(self, usteps):
+        return self.call("sc_backoff_done", ADDR_STATE, usteps)[1]
+
+    def set_motion_check(self, usteps_per_pulse):
+        return self.call("sc_set_motion_check", ADDR_STATE, usteps_per_pulse, ADDR_WHY)[0]
+
+    def acknowledge(self, mmhg, air_present, heartbeat, encoder_count=0):
+        self.uc.mem_write(ADDR_IN, struct.pack("<iIIII", mmhg, 0, air_present, heartbeat,
+                                               encoder_count))
         return self.call("sc_acknowledge", ADDR_STATE, ADDR_IN)
 
     def state_bytes(self):
@@ -150,8 +166,10 @@ def workload(seed=1, ticks_per_program=7000, pca_ticks_per_program=40000):
     """Deterministic programs and sensor traces covering every tick path.
 
     Yields ('program', words) then ('tick', (mmhg, air_nl, present, hb)) items,
-    with occasional ('ack', ...) and ('start',) to leave and re-enter faults;
-    then the dose-limit paths (pca_workload)."""
+    with occasional ('ack', ...) and ('start',) to leave and re-enter faults, and a
+    ('sample', mmhg) every 10 ticks (the board's 100 ms: pressure rules, motion check;
+    the driver adds the encoder count and takes the back-off); then the dose-limit
+    paths (pca_workload)."""
     for item in continuous_workload(seed, ticks_per_program):
         yield item
     for item in pca_workload(seed, pca_ticks_per_program):
@@ -185,6 +203,8 @@ def pca_workload(seed=1, ticks_per_program=40000):
                                     0 if t > ticks_per_program * 3 // 4 else
                                     (t // 1500 + 1) * 1000))
             yield ("tick", (20 + (x % 40), 0, 0, hb))
+            if t % 10 == 9:
+                yield ("sample", 20 + (x % 40))
 
 
 def continuous_workload(seed=1, ticks_per_program=7000):
@@ -199,11 +219,13 @@ def continuous_workload(seed=1, ticks_per_program=7000):
             x = (x * 1103515245 + 12345) & 0x7FFFFFFF
             if t % 50 == 0:
                 hb += 1
-            mmhg = 20 + (x % 40)
+            mmhg = 20 + (x % 5)
+            if rate == 10000 and t >= 2500:      # a line that closes: the trend sees it
+                mmhg += (t - 2500) * 3 // 16     # ~0.75 mmHg per uL at 10 mL/h
             air_nl, present = 0, 0
             phase_t = t % 2000
-            if 1000 <= phase_t < 1004:
-                mmhg = 400                       # occlusion
+            if 1000 <= phase_t < 1070:
+                mmhg = 400                       # occlusion over the threshold
             if phase_t == 1500:
                 air_nl, present = 150000, 1      # bubble
             if 1700 <= phase_t < 1820:
@@ -211,6 +233,8 @@ def continuous_workload(seed=1, ticks_per_program=7000):
                 yield ("tick", (mmhg, air_nl, present, hb_out - 1000))
                 continue
             yield ("tick", (mmhg, air_nl, present, hb))
+            if t % 10 == 9:
+                yield ("sample", mmhg)
             if phase_t in (1100, 1600, 1900):
                 yield ("ack", (20, 0, hb))
                 yield ("start",)
@@ -219,7 +243,8 @@ def continuous_workload(seed=1, ticks_per_program=7000):
 def run_against_host(elf, ticks_per_program=7000, pca_ticks_per_program=40000):
     """Drive the emulated core and the cffi host build with the same workload.
 
-    Returns (instructions per tick, tick mismatches, final states identical, core)."""
+    Returns (instructions per tick, tick mismatches, final states identical, core); the
+    instructions per sample are in core.sample_counts."""
     from safety_core._sc_cffi import ffi, lib
     core = EmulatedCore(elf, ffi.sizeof("sc_state_t"))
     host = ffi.new("sc_state_t *")
@@ -227,6 +252,9 @@ def run_against_host(elf, ticks_per_program=7000, pca_ticks_per_program=40000):
     h_out = ffi.new("sc_output_t *")
     h_prog = ffi.new("sc_program_t *")
     assert core.init(15625) == 0 and lib.sc_init(host, 15625, ffi.NULL) == 0
+    assert core.set_motion_check(3200) == 0 and lib.sc_set_motion_check(host, 3200, ffi.NULL) == 0
+    core.sample_counts = []
+    reversed_steps = 0
     counts = []
     mismatches = 0
     for item in workload(ticks_per_program=ticks_per_program,
@@ -256,10 +284,26 @@ def run_against_host(elf, ticks_per_program=7000, pca_ticks_per_program=40000):
             if (steps, faults, phase) != (h_steps, h_out.faults, h_out.phase):
                 mismatches += 1
             counts.append(n)
+        elif kind == "sample":
+            # a healthy cam encoder: one pulse per 3200 steps turned, either way
+            enc = ((host.motor_steps + reversed_steps) // 3200) & 0xFFFFFFFF
+            faults, n = core.sample(item[1], enc)
+            h_in.downstream_mmhg, h_in.encoder_count = item[1], enc
+            if faults != lib.sc_sample(host, h_in):
+                mismatches += 1
+            core.sample_counts.append(n)
+            back = core.take_backoff()
+            if back != lib.sc_take_backoff(host):
+                mismatches += 1
+            core.backoff_done(back)          # the driver turns the motor back by it
+            lib.sc_backoff_done(host, back)
+            reversed_steps += back
         elif kind == "ack":
             mmhg, present, hb = item[1]
-            core.acknowledge(mmhg, present, hb)
+            enc = ((host.motor_steps + reversed_steps) // 3200) & 0xFFFFFFFF
+            core.acknowledge(mmhg, present, hb, enc)
             h_in.downstream_mmhg, h_in.air_present, h_in.heartbeat = mmhg, present, hb
+            h_in.encoder_count = enc
             lib.sc_acknowledge(host, h_in)
         elif kind == "start":
             core.start()

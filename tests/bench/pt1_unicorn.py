@@ -43,6 +43,9 @@ def main():
           (worst, TARGET_INSNS, worst / TARGET_INSNS))
     print("  instructions/tick mean  %8.1f   target <= %d   ratio %.2f" %
           (mean, TARGET_INSNS, mean / TARGET_INSNS))
+    samples = core.sample_counts
+    print("  instructions/sample     %8d worst, %.1f mean over %d samples (sc_sample: once per"
+          " 100 ms, not in the tick)" % (max(samples), sum(samples) / len(samples), len(samples)))
     print("  .text                   %8d B target <= %d B ratio %.2f" %
           (text, TARGET_TEXT, text / TARGET_TEXT))
     print("  stack, measured (paint) %8d B target <= %d B ratio %.2f  (deepest of all API calls)"

@@ -43,6 +43,7 @@ static sc_inputs_t inputs(int32_t mmhg, uint32_t air_nl, uint32_t air_present, u
     in.air_nl = air_nl;
     in.air_present = air_present;
     in.heartbeat = hb;
+    in.encoder_count = 0u;
     return in;
 }
 
@@ -121,11 +122,15 @@ static void test_occlusion_latches(void)
     sc_inputs_t in;
     start_running(&s, 10000u, 100000u, 0u);
     in = inputs(301, 0u, 0u, 1u);
-    sc_run(&s, &in, 2u, &out);
-    CHECK(out.faults == 0u);
-    sc_run(&s, &in, 1u, &out);
+    /* one sample per call, 10 ticks apart: over the limit for 50 ticks = 6 samples */
+    for (uint32_t i = 0u; i < 5u; i++) {
+        sc_run(&s, &in, 10u, &out);
+        CHECK(out.faults == 0u);
+    }
+    sc_run(&s, &in, 10u, &out);
     CHECK(out.faults == SC_FAULT_OCCLUSION_DOWN);
-    CHECK(out.phase == SC_PHASE_PAUSED);
+    CHECK(out.phase == SC_PHASE_PAUSED && out.fault_tick == 1u && out.steps == 0u);
+    CHECK(sc_take_backoff(&s) > 0u && sc_take_backoff(&s) == 0u);
     CHECK(sc_acknowledge(&s, &in) == SC_FAULT_OCCLUSION_DOWN);
     in = inputs(10, 0u, 0u, 2u);
     sc_run(&s, &in, 50u, &out);
@@ -133,6 +138,86 @@ static void test_occlusion_latches(void)
     CHECK(sc_acknowledge(&s, &in) == 0u);
     CHECK(s.phase == SC_PHASE_PAUSED);
     CHECK(sc_start(&s) == SC_OK);
+}
+
+/* SR-CORE-3 trend: a line that fills at its compliance alarms below the threshold,
+ * and decides a back-off of what filled it (SR-CORE-4). */
+static void test_occlusion_trend_and_backoff(void)
+{
+    sc_state_t s;
+    sc_output_t out;
+    sc_inputs_t in;
+    uint32_t t;
+    uint32_t pumped_at_clamp = 0u;
+    int32_t mmhg = 20;
+    out.faults = 0u;
+    start_running(&s, 10000u, 1000000u, 0u); /* 10 mL/h: 177.8 steps/s, a turn in 18 s */
+    for (t = 0u; t < 600u && out.faults == 0u; t++) {
+        /* 1 s samples; clamped after 120 s: +0.75 mmHg per uL (64 steps per uL) */
+        if (t == 120u) {
+            pumped_at_clamp = s.pumped_steps;
+        }
+        if (t >= 120u) {
+            mmhg = 20 + (int32_t)((s.pumped_steps - pumped_at_clamp) * 3u / 256u);
+        }
+        in = inputs(mmhg, 0u, 0u, t);
+        sc_run(&s, &in, 100u, &out);
+    }
+    CHECK(out.faults == SC_FAULT_OCCLUSION_DOWN);
+    CHECK(t > 120u && t < 160u && mmhg < 100); /* far below the 300 mmHg threshold */
+    t = sc_take_backoff(&s);
+    /* what went into the closed line, less the first rise (under 8 mmHg a turn) */
+    CHECK(t + 2u * SC_TREND_SEGMENT_STEPS >= s.pumped_steps - pumped_at_clamp);
+    CHECK(t <= s.pumped_steps - pumped_at_clamp + SC_TREND_SEGMENT_STEPS);
+    CHECK(s.watch.reversed_steps == t && sc_take_backoff(&s) == 0u);
+}
+
+/* SR-CORE-6: the encoder against the steps commanded. */
+static void test_motion_check(void)
+{
+    sc_state_t s;
+    sc_output_t out;
+    sc_inputs_t in;
+    sc_refusal_t why;
+    uint32_t i;
+    start_running(&s, 100000u, 1000000u, 0u);
+    CHECK(sc_set_motion_check(&s, 3200u, &why) == SC_ERR_BUSY);
+    sc_pause(&s);
+    CHECK(sc_set_motion_check(&s, 99u, &why) == SC_ERR_BELOW_MIN &&
+          why.field == SC_FIELD_USTEPS_PER_PULSE);
+    CHECK(sc_set_motion_check(&s, 3200u, &why) == SC_OK);
+    CHECK(sc_start(&s) == SC_OK);
+    in = inputs(10, 0u, 0u, 0u);
+    /* healthy: one pulse per 3200 steps */
+    for (i = 0u; i < 60u; i++) {
+        in.heartbeat = i;
+        in.encoder_count = s.motor_steps / 3200u;
+        sc_run(&s, &in, 100u, &out);
+    }
+    CHECK(out.faults == 0u);
+    /* jammed: steps, no pulse: stall after two pulses' worth (3.6 s at 100 mL/h) */
+    for (i = 60u; i < 70u && out.faults == 0u; i++) {
+        in.heartbeat = i;
+        sc_run(&s, &in, 100u, &out);
+    }
+    CHECK(out.faults == SC_FAULT_MOTION_STALL && out.phase == SC_PHASE_PAUSED);
+    CHECK(sc_acknowledge(&s, &in) == 0u && sc_start(&s) == SC_OK);
+    /* runaway while stopped: pulses with no steps */
+    sc_pause(&s);
+    sc_run(&s, &in, 1u, &out);
+    in.encoder_count += 4u;
+    sc_run(&s, &in, 1u, &out);
+    CHECK(out.faults == SC_FAULT_MOTION_RUNAWAY);
+    in.encoder_count += 1u;
+    CHECK(sc_acknowledge(&s, &in) == SC_FAULT_MOTION_RUNAWAY); /* still turning */
+    sc_run(&s, &in, 1u, &out);
+    CHECK(sc_acknowledge(&s, &in) == SC_FAULT_MOTION_RUNAWAY); /* still for < 60 s */
+    for (i = 0u; i < 59u; i++) {
+        sc_run(&s, &in, 100u, &out);
+    }
+    CHECK(sc_acknowledge(&s, &in) == SC_FAULT_MOTION_RUNAWAY);
+    sc_run(&s, &in, 100u, &out);
+    CHECK(sc_acknowledge(&s, &in) == 0u); /* a minute without a pulse */
 }
 
 static void test_air_and_heartbeat(void)
@@ -217,7 +302,7 @@ static void test_random_walk(void)
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        op = x % 11u;
+        op = x % 14u;
         if (op == 0u) {
             sc_program_t p = program((x >> 8) % 600000u, (x >> 4) % 10000000u, (x >> 12) % 25000u);
             p.occlusion_limit_mmhg = (x >> 3) % 1100u;
@@ -238,12 +323,23 @@ static void test_random_walk(void)
             (void)sc_bolus(&s, (x >> 5) % 3u, (x >> 7) % 70000u);
         } else if (op == 10u) {
             CHECK(sc_window_steps(&s, 0u) <= sc_window_steps(&s, 1u));
+        } else if (op == 11u) {
+            (void)sc_set_motion_check(&s, (x >> 9) % 3400u, &why);
+        } else if (op == 12u) {
+            uint32_t back = sc_take_backoff(&s);
+            CHECK(back <= s.watch.backoff_max_steps);
+            sc_backoff_done(&s, back);
+        } else if (op == 13u) {
+            sc_inputs_t in = inputs((int32_t)(x >> 1) - 1073741824, 0u, 0u, x >> 30);
+            in.encoder_count = x >> 3;
+            (void)sc_sample(&s, &in);
         } else if (op == 1u) {
             (void)sc_start(&s);
         } else if (op == 2u) {
             sc_pause(&s);
         } else if (op == 3u) {
             sc_inputs_t in = inputs((int32_t)(x >> 1) - 1073741824, x, x & 1u, x >> 30);
+            in.encoder_count = x >> 4;
             (void)sc_acknowledge(&s, &in);
         } else {
             sc_inputs_t in = inputs((int32_t)((x >> 20) % 1200u), (x & 0x100u) ? (x >> 9) : 0u,
@@ -261,6 +357,8 @@ int main(void)
     test_exact_accounting_one_hour();
     test_vtbi_then_kvo();
     test_occlusion_latches();
+    test_occlusion_trend_and_backoff();
+    test_motion_check();
     test_air_and_heartbeat();
     test_uninitialised_state_is_refused();
     test_pca_cap_and_lockout();

@@ -78,16 +78,53 @@ def test_occlusion_stops_latches_and_needs_ack_SR_CORE_3_SR_CORE_8():
     delivered = app.core.delivered_nl()
     run_for(app, world, 60)
     assert app.core.delivered_nl() == delivered       # stopped
-    app.acknowledge()                                 # clamp still closed
-    assert app.alarms.is_active(al.OCCLUSION_DOWN)
+    assert app.alarms.is_active(al.OCCLUSION_DOWN)    # never clears by itself
     world.clamp(False)
     run_for(app, world, 30)
-    assert app.alarms.is_active(al.OCCLUSION_DOWN)    # never clears by itself
+    assert app.alarms.is_active(al.OCCLUSION_DOWN)    # not even once the line is open
     app.acknowledge()
     assert not app.alarms.is_active(al.OCCLUSION_DOWN)
     app.start()
     run_for(app, world, 60)
     assert app.core.delivered_nl() > delivered
+
+
+def test_occlusion_by_trend_well_below_the_threshold_SR_CORE_3_PT_4():
+    """1 mL/h at the highest threshold (1034 mmHg, ~55 min by threshold alone): the
+    pressure rise per turn of a closed line stops the pump within 5 min, far below it."""
+    app, world, hal = make_pump()
+    app.program_continuous(1000, 50000, occlusion_limit_mmhg=1034)
+    app.start()
+    run_for(app, world, 600)
+    world.clamp(True)
+    t = 0
+    while t < 300 and not app.alarms.is_active(al.OCCLUSION_DOWN):
+        run_for(app, world, 1)
+        t += 1
+    assert app.alarms.is_active(al.OCCLUSION_DOWN) and t < 300, t
+    assert world.downstream_mmhg < 100
+
+
+def test_back_off_relieves_the_line_and_keeps_the_accounting_SR_CORE_4():
+    """After an occlusion stop the motor runs back what filled the closed line: its
+    pressure falls back near the venous, the reverse steps are counted, the volume given
+    stays counted (an occlusion can only under-deliver)."""
+    app, world, hal = make_pump()
+    app.program_continuous(10000, 50000, occlusion_limit_mmhg=300)
+    app.start()
+    run_for(app, world, 120)
+    world.clamp(True)
+    run_for(app, world, 120)
+    assert app.alarms.is_active(al.OCCLUSION_DOWN)
+    reversed_steps = app.core.field("reversed_steps")
+    assert reversed_steps > 0 and app.driver.backoff_issued == reversed_steps
+    # forward steps: the core's count less the cam schedule's ledger (PT-3), never more
+    cam = app.driver.cam
+    forward = world.steps_total + reversed_steps
+    assert forward == app.core.delivered_steps - cam.owed - cam.dropped
+    assert 0 <= app.core.delivered_steps - forward <= (cam.rev - cam.delivery) + 2 * 178
+    assert world.downstream_mmhg < 25     # ~50 at the stop; the release bolus: PT-4 bench
+    assert not app.alarms.is_active(al.FREE_FLOW)      # the back-off's pulses are expected
 
 
 def test_air_bubble_stops_SR_CORE_5():

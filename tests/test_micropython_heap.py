@@ -60,12 +60,12 @@ from tests.test_micropython_suite import REPO, micropython, micropython_env, por
 # what grew (`make bench`) and raise the figures only on purpose, with the new minimum.
 # Raised on purpose with issue 8 (sc_sample in the reference core and the facade: the
 # occlusion trend, back-off and motion check; the drivers' back-off; the channel-B motion
-# hand-over): live heap after the 24 h 181.2 -> 192.2 KB (+11 KB of bytecode, attributes
-# and qstrs); the 24 h still runs in the 238 KiB guard (`make bench` prints the minimum).
-HEAP_24H_MIN_KIB = 233
+# hand-over; the PT-3 cam schedule): minimum 233 -> 241 KiB, live heap after the 24 h
+# 181.2 -> 197.0 KB (+16 KB of bytecode, attributes and qstrs; 1401 dynamic qstrs).
+HEAP_24H_MIN_KIB = 241
 HEAP_24H_MARGIN_KIB = 5
 HEAP_24H_GUARD_KIB = HEAP_24H_MIN_KIB + HEAP_24H_MARGIN_KIB
-HEAP_24H_LIVE_MAX_BYTES = 199680      # 195 KiB: live heap after the 24 h, .mpy, x64
+HEAP_24H_LIVE_MAX_BYTES = 201728      # 197 KiB: live heap after the 24 h, .mpy, x64
 
 SMALL_INT_MAX_32BIT = 2 ** 30 - 1     # larger ints are heap objects on the RP2040
 

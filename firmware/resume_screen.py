@@ -48,6 +48,7 @@ class ResumeScreen:
     def __init__(self, app, doc):
         self.doc = doc
         self.active = True
+        self.loaded_here = False      # the offer itself loaded the program (a retry)
         self.msg = None
         spec = doc.get("spec") or {}
         program = doc.get("program")
@@ -71,11 +72,17 @@ class ResumeScreen:
 
     def tick(self, app, now):
         phase = app.core.phase
-        if phase == sc.PHASE_RUNNING or phase == sc.PHASE_KVO:
-            self._close(app)                # a therapy started another way
+        if phase == sc.PHASE_RUNNING or phase == sc.PHASE_KVO or (
+                phase != sc.PHASE_IDLE and not self.loaded_here):
+            self._close(app)                # a therapy programmed another way stands
 
     # ---- actions ---------------------------------------------------------------------------
     def _resume(self, app):
+        if app.core.phase != sc.PHASE_IDLE and not self.loaded_here:
+            # a program loaded since the offer (service link) replaced the record: it
+            # stands, and the offer is gone (SR-TH-5: never the program it replaced)
+            self._close(app)
+            return
         doc = self.doc
         delivered = doc["delivered_ul"]
         program = doc.get("program")
@@ -97,6 +104,7 @@ class ResumeScreen:
                 app.program_continuous(program[0], left, program[2], program[3], program[4],
                                        limits[0], limits[1])
                 therapy = app.program
+            self.loaded_here = True         # a refused start leaves it loaded: retry
             app.progress.mark_resumed(therapy, delivered, doc)
             app.start()
             app.log.append(events.POWER_LOSS_RESUMED, delivered, left)

@@ -36,7 +36,8 @@ Where the numbers come from (SPEC requirement ids as cited by the C header):
   within 8 mmHg of the one a turn before was not filling (the back-off starts there);
   a trend alarms up to 20 mL/h (above it the threshold stops within 5 min and a
   squeezed line moves the pressure like a trend); a segment closes after 8,192 samples at the latest; samples clamped to
-  -1,024..4,095 mmHg; back-off at most 2 mL (SR-CORE-4); motion check with
+  -1,024..4,095 mmHg; back-off at most 2 mL, going on a quarter turn per sample
+  while the line is above 40 mmHg once the driver turned the last (SR-CORE-4); motion check with
   100..3,200 microsteps per encoder pulse and a slack of 2 pulses, a runaway
   clears once the cam has been still for 60 s (SR-CORE-6);
 * phases, latched fault bits (SR-CORE-8), result codes and field ids of a
@@ -92,6 +93,7 @@ TREND_MAX_SAMPLES = const(8192)
 PRESSURE_FLOOR_MMHG = const(1024)
 PRESSURE_CEIL_MMHG = const(4095)
 BACKOFF_MAX_UL = const(2000)
+BACKOFF_TARGET_MMHG = const(40)
 USTEPS_PER_PULSE_MIN = const(100)
 USTEPS_PER_PULSE_MAX = const(3200)
 MOTION_SLACK_PULSES = const(2)
@@ -183,7 +185,7 @@ PROGRAM_FIELDS = ("rate_ul_per_h", "vtbi_ul", "kvo_ul_per_h", "hard_min_rate_ul_
 WATCH_FIELDS = ("occlusion_over", "occlusion_since_tick", "trend_filled", "trend_seg_start_steps",
                 "trend_seg_sum", "trend_seg_count", "trend_mean0", "trend_mean1", "trend_mean2",
                 "trend_mean3", "trend_rise_steps", "trend_capped", "backoff_max_steps",
-                "backoff_steps", "reversed_steps", "motion_usteps_per_pulse", "motion_armed",
+                "backoff_steps", "reversed_steps", "turned_steps", "backoff_stop_steps", "motion_usteps_per_pulse", "motion_armed",
                 "motion_count", "motion_seen_steps", "motion_debt_steps", "motion_since_pulse",
                 "motion_reverse_steps", "motion_pulse_tick")
 STATE_HOT = ("magic", "phase", "faults", "step_cost", "rate_whole_steps", "rate_rem", "acc",

@@ -35,7 +35,8 @@ from safety_core.constants import (
     FIELD_MAX_1H, FIELD_MAX_4H, FIELD_BOLUS, FIELD_BOLUS_RATE, FIELD_LOCKOUT,
     FIELD_MAX_BOLUSES, FIELD_SEGMENT_END, FIELD_FLAGS, PROGRAM_FIELDS, STATE_SCALARS,
     TREND_SEGMENT_STEPS, TREND_SEGMENTS, TREND_RISE_MMHG, TREND_STEP_MMHG, TREND_SHARE_PCT, TREND_QUIET_MMHG, TREND_MAX_SAMPLES,
-    PRESSURE_FLOOR_MMHG, PRESSURE_CEIL_MMHG, BACKOFF_MAX_UL, USTEPS_PER_PULSE_MIN,
+    PRESSURE_FLOOR_MMHG, PRESSURE_CEIL_MMHG, BACKOFF_MAX_UL, BACKOFF_TARGET_MMHG,
+    USTEPS_PER_PULSE_MIN,
     USTEPS_PER_PULSE_MAX, MOTION_SLACK_PULSES, MOTION_QUIET_TICKS, FAULT_MOTION_STALL, FAULT_MOTION_RUNAWAY,
     FIELD_USTEPS_PER_PULSE, WATCH_FIELDS, TREND_MAX_UL_PER_H,
 )
@@ -740,6 +741,15 @@ class ReferenceCore:
             found |= FAULT_MOTION_STALL
         return found
 
+    def _backoff_more(self, mmhg):
+        """backoff_more of the C: a quarter turn more per sample while the line is high."""
+        left = self.backoff_max_steps - self.backoff_stop_steps
+        if self.faults & FAULT_OCCLUSION_DOWN and self.phase == PHASE_PAUSED and \
+                self.backoff_steps == 0 and self.turned_steps == self.reversed_steps and \
+                mmhg > BACKOFF_TARGET_MMHG and left:
+            self.backoff_steps = left if left < TREND_SEGMENT_STEPS else TREND_SEGMENT_STEPS
+            self.backoff_stop_steps += self.backoff_steps
+
     def sample(self, downstream_mmhg, encoder_count):
         """sc_sample: one sensor sample; returns the latched faults."""
         if self.magic != MAGIC:
@@ -761,6 +771,7 @@ class ReferenceCore:
             self._trend_reset()         # stopped, priming or holding: no trend
         if not motor_active:
             found = 0
+            self._backoff_more(downstream_mmhg)
         found |= self._motion_check(encoder_count, motor_active)
         found &= ~self.faults
         if found:
@@ -771,6 +782,7 @@ class ReferenceCore:
                     back = (self.pumped_steps - self.trend_rise_steps) & U32_MAX
                     m = self.backoff_max_steps
                     self.backoff_steps = back if back < m else m
+                    self.backoff_stop_steps = self.backoff_steps
                     self.trend_rise_steps = self.pumped_steps   # the back-off relieves it
                 self.phase = PHASE_PAUSED
                 self.bolus_left_steps = 0
@@ -789,6 +801,7 @@ class ReferenceCore:
         """sc_backoff_done: the motor turned back by usteps; their pulses are expected."""
         if self.magic == MAGIC:
             self.motion_reverse_steps = _sat_add(self.motion_reverse_steps, usteps)
+            self.turned_steps = _sat_add(self.turned_steps, usteps)
 
     def set_motion_check(self, usteps_per_pulse):
         """sc_set_motion_check: None or the refusal (code, field, limit)."""

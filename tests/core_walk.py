@@ -235,7 +235,7 @@ def scripted_occlusion(core_a, core_b):
     rng = _Rng(77)
     runs = [(rate, cadence, samples, "clamp") for rate, cadence, samples in SCRIPTED_OCCLUSION]
     runs += [(1000, 100, 1500, "venous"), (10000, 100, 400, "runaway"),
-             (1000, 100, 700, 0), (1000, 100, 700, 1)]
+             (1000, 100, 700, 0), (1000, 100, 700, 1), (300000, 100, 300, "high")]
     for rate, cadence, samples, kind in runs:
         for core in (core_a, core_b):
             core._core.init(core.ustep_volume_pl)
@@ -243,6 +243,8 @@ def scripted_occlusion(core_a, core_b):
             core.load_program(rate, 9000000, occlusion_limit_mmhg=1034)
             core.start()
         clamp = None
+        turned0 = 0                        # reverse steps turned before the line closed
+        left = [0, 0]                      # back-off each driver still has to turn
         nurse_at = None
         extra = 0                          # pulses of a cam turning by itself
         per_s = 1000 // (cadence * 10)
@@ -258,6 +260,9 @@ def scripted_occlusion(core_a, core_b):
                         venous = v
             if kind in (0, 1) and t == start:
                 clamp = core_a.field("trend_seg_start_steps")   # stairs on the segments
+            if kind == "high" and t == start:
+                clamp = core_a.field("pumped_steps")
+                turned0 = core_a.field("turned_steps")
             if kind == "runaway":
                 if t == 100:
                     for core in (core_a, core_b):
@@ -276,17 +281,31 @@ def scripted_occlusion(core_a, core_b):
                         except sc.CoreRefused:
                             pass
 
-            def mmhg_of(core, noise=noise, venous=venous, clamp=clamp, kind=kind):
+            def mmhg_of(core, noise=noise, venous=venous, clamp=clamp, kind=kind,
+                        turned0=turned0):
                 p = 8 + noise + venous
+                if kind == "high":
+                    p += 100              # 300 mL/h through the line: its own pressure
                 if clamp is not None:
                     pumped = (core.field("pumped_steps") - clamp) & 0xFFFFFFFF
                     if kind in (0, 1):
                         p += STAIRS[kind][min(pumped // 800, 4)]
+                    elif kind == "high":  # a closed line: what went in, less what came back
+                        p += (pumped - (core.field("turned_steps") - turned0)) * 3 // 256
                     else:
                         p += pumped * 3 // 256
                 return p
             out = _pair_step(core_a, core_b, mmhg_of, t, cadence, extra)
-            if kind == "clamp" and nurse_at is None and core_a.faults:
+            if kind == "high":            # the driver takes every back-off, turns 8000/s
+                backs = []
+                for i, core in enumerate((core_a, core_b)):
+                    left[i] += core.take_backoff()
+                    chunk = min(left[i], 80 * cadence)
+                    left[i] -= chunk
+                    core.backoff_done(chunk)
+                    backs.append((left[i], chunk))
+                out.append(tuple(backs))
+            elif kind == "clamp" and nurse_at is None and core_a.faults:
                 backs = (core_a.take_backoff(), core_b.take_backoff())
                 core_a.backoff_done(backs[0])     # the driver turns the motor back
                 core_b.backoff_done(backs[1])

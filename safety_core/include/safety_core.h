@@ -100,6 +100,10 @@ extern "C" {
 #define SC_PRESSURE_FLOOR_MMHG 1024u         /* samples clamped to -1024 .. 4095 mmHg */
 #define SC_PRESSURE_CEIL_MMHG 4095u
 #define SC_BACKOFF_MAX_UL 2000u              /* SR-CORE-4: back-off never reverses more */
+#define SC_BACKOFF_TARGET_MMHG 40u           /* ... and goes on, a quarter turn a sample
+                                                once the last is turned, while the line is
+                                                above this (the flow's own pressure at high
+                                                rates: 1.33 uL/mmHg, 35 mmHg = 47 uL) */
 #define SC_USTEPS_PER_PULSE_MIN 100u         /* motion check: encoder resolution window */
 #define SC_USTEPS_PER_PULSE_MAX 3200u        /* >= 1 pulse per cam turn (SPEC section 2) */
 #define SC_MOTION_SLACK_PULSES 2u            /* tolerance of the motion check, in pulses */
@@ -232,6 +236,8 @@ typedef struct {
     uint32_t backoff_max_steps;     /* SC_BACKOFF_MAX_UL in microsteps */
     uint32_t backoff_steps;         /* reverse microsteps decided, not yet taken */
     uint32_t reversed_steps;        /* reverse microsteps taken (saturating) */
+    uint32_t turned_steps;          /* reverse microsteps the driver turned (saturating) */
+    uint32_t backoff_stop_steps;    /* decided since the occlusion stop (<= the maximum) */
     uint32_t motion_usteps_per_pulse; /* 0: no motion check */
     uint32_t motion_armed;          /* 1 once a sample after the start was seen */
     uint32_t motion_count;          /* encoder count at the last sample */
@@ -309,7 +315,7 @@ typedef struct {
     uint32_t win_steps[SC_WINDOW_BUCKETS];
     uint32_t win_boluses[SC_WINDOW_BUCKETS];
 } sc_state_t;
-#define SC_STATE_WORDS 199u   /* 32-bit words of sc_state_t (checked at compile time) */
+#define SC_STATE_WORDS 201u   /* 32-bit words of sc_state_t (checked at compile time) */
 
 /* Reset the state and set the calibration.  Returns SC_OK or a refusal. */
 uint32_t sc_init(sc_state_t *s, uint32_t ustep_volume_pl, sc_refusal_t *why);

@@ -966,6 +966,21 @@ static uint32_t motion_check(sc_state_t *s, uint32_t count, uint32_t motor_activ
     return found;
 }
 
+/* SR-CORE-4 at high rates: the line also holds the flow's own pressure; after an
+ * occlusion stop, once the driver has turned all of the back-off, a quarter turn more
+ * per sample while the line is above SC_BACKOFF_TARGET_MMHG, within the maximum. */
+static void backoff_more(sc_state_t *s, int32_t mmhg)
+{
+    sc_watch_t *w = &s->watch;
+    uint32_t left = w->backoff_max_steps - w->backoff_stop_steps;
+    if ((s->faults & SC_FAULT_OCCLUSION_DOWN) != 0u && s->phase == SC_PHASE_PAUSED &&
+        w->backoff_steps == 0u && w->turned_steps == w->reversed_steps &&
+        mmhg > (int32_t)SC_BACKOFF_TARGET_MMHG && left != 0u) {
+        w->backoff_steps = (left < SC_TREND_SEGMENT_STEPS) ? left : SC_TREND_SEGMENT_STEPS;
+        w->backoff_stop_steps += w->backoff_steps;
+    }
+}
+
 uint32_t sc_sample(sc_state_t *s, const sc_inputs_t *in)
 {
     sc_watch_t *w = &s->watch;
@@ -984,6 +999,7 @@ uint32_t sc_sample(sc_state_t *s, const sc_inputs_t *in)
     }
     if (motor_active == 0u) {
         found = 0u; /* an occlusion stops delivery: nothing to stop */
+        backoff_more(s, in->downstream_mmhg);
     }
     found |= motion_check(s, in->encoder_count, motor_active);
     found &= ~s->faults; /* only a new fault acts */
@@ -994,6 +1010,7 @@ uint32_t sc_sample(sc_state_t *s, const sc_inputs_t *in)
                 /* SR-CORE-4: run back what filled the line since it was last quiet */
                 uint32_t back = s->pumped_steps - w->trend_rise_steps;
                 w->backoff_steps = (back < w->backoff_max_steps) ? back : w->backoff_max_steps;
+                w->backoff_stop_steps = w->backoff_steps;
                 w->trend_rise_steps = s->pumped_steps; /* the back-off relieves the line */
             }
             s->phase = SC_PHASE_PAUSED;
@@ -1021,6 +1038,7 @@ void sc_backoff_done(sc_state_t *s, uint32_t usteps)
     if (s->magic == SC_MAGIC) {
         /* the cam turned back: the motion check expects those pulses (until a re-arm) */
         s->watch.motion_reverse_steps = sat_add_u32(s->watch.motion_reverse_steps, usteps);
+        s->watch.turned_steps = sat_add_u32(s->watch.turned_steps, usteps);
     }
 }
 

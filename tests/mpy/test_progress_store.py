@@ -329,6 +329,21 @@ def test_refused_resume_says_why_and_the_offer_stays_SR_TH_5():
     assert app.core.phase == sc.PHASE_RUNNING
 
 
+def test_a_program_loaded_while_the_offer_is_up_stands_SR_TH_5():
+    """A new program loaded another way while the power-loss offer is on the display (the
+    service link) replaces the record: SELECT then never resumes the old therapy over it
+    (found by the whole-pump state machine: the old therapy ran under the new VTBI)."""
+    storage = RamStorage()
+    _interrupted(storage)
+    app, world, h = boot_pump(storage)
+    assert app.menu is not None and app.menu.active        # the offer is up
+    app.program_continuous(2000, 500)                      # 2 mL/h, 0.5 mL: the new one
+    press(app, world, KEY_SELECT)
+    assert app.program[0] == 2000 and app.program[1] == 500, app.program
+    assert app.menu is None or not app.menu.active
+    assert ev.POWER_LOSS_RESUMED not in types(app)
+
+
 def test_resume_goes_through_the_therapy_mode_api_when_there_is_one_SR_TH_5():
     storage = RamStorage()
     _interrupted(storage)

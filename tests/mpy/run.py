@@ -5,6 +5,7 @@ prints failures with their exception and ends with ``N passed, M failed``.
 Exit status is non-zero when anything failed or nothing ran.
 Usage: ``MICROPYPATH=.frozen:<repo> micropython tests/mpy/run.py [module ...]``.
 """
+import gc
 import os
 import sys
 
@@ -20,6 +21,7 @@ def main(argv):
     passed = 0
     failed = 0
     for mod_name in _modules(argv):
+        gc.collect()                  # each module starts on a collected heap
         try:
             mod = __import__("tests.mpy." + mod_name, None, None, ["*"])
         except Exception as e:
